@@ -1,0 +1,54 @@
+# Two entry points: `make demo` and `make test`. Both install what they need
+# (once: stamps under .build/ make a second run reinstall nothing).
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+BUILD := $(ROOT)/.build
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-scipy \
+	python3-h5py python3-venv xvfb
+PIP_PACKAGES := torch==2.13.0 safetensors==0.7.0 pytest==8.3.3 pytest-qgis==5.0.2
+export QT_QPA_PLATFORM := offscreen
+export QGIS_PLUGINPATH := $(BUILD)/plugins
+# the venv's site-packages (torch) must be visible to qgis_process.bin
+export PYTHONPATH := $(BUILD)/plugins
+
+.PHONY: demo test install bench clean
+
+install: $(BUILD)/install.stamp
+
+$(BUILD)/apt.stamp:
+	@mkdir -p $(BUILD)
+	@if dpkg-query -W -f='$${Status}\n' $(APT_PACKAGES) 2>/dev/null | grep -vq 'install ok installed' \
+	   || [ "$$(dpkg-query -W -f='$${Status}\n' $(APT_PACKAGES) 2>/dev/null | wc -l)" -lt "$(words $(APT_PACKAGES))" ]; then \
+	  echo "Installing Debian packages: $(APT_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	fi
+	@touch $@
+
+$(BUILD)/venv.stamp: $(BUILD)/apt.stamp
+	/usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(VENV)/bin/pip install -q $(PIP_PACKAGES)
+	@touch $@
+
+# The plugin folder must be named diffusion_pansharpening wherever the clone lives:
+# a symlink gives QGIS (QGIS_PLUGINPATH) and Python one stable package name.
+$(BUILD)/install.stamp: $(BUILD)/venv.stamp pyproject.toml
+	mkdir -p $(BUILD)/plugins
+	ln -sfn $(ROOT) $(BUILD)/plugins/diffusion_pansharpening
+	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+demo: install
+	$(PY) -m diffusion_pansharpening.engine.demo
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(BUILD) $(VENV)

@@ -1,0 +1,1 @@
+"""Training pipelines for the Fose and KSDiff models (reuses ``engine`` models and data)."""
