@@ -42,7 +42,7 @@ $(BUILD)/install.stamp: $(BUILD)/venv.stamp pyproject.toml
 	@touch $@
 
 demo: install
-	$(PY) -m diffusion_pansharpening.engine.demo
+	$(PY) scripts/demo.py
 
 test: install
 	$(PY) -m pytest -q

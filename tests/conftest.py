@@ -3,6 +3,7 @@
 Tests that need the shared imagery fail (never skip) with a clear message when it is
 missing, so a broken checkout cannot pass silently.
 """
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SAMPLE = ROOT / "resources" / "sample"
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # QGIS needs a Qt platform; none is on CI
 
 
 def shared_file(relative: str) -> Path:
@@ -47,3 +49,21 @@ def load_mat_pair(path: Path):
     pan = np.asarray(mat["I_PAN"], dtype=np.float64)
     ms = np.moveaxis(np.asarray(mat["I_MS"], dtype=np.float64), -1, 0)
     return pan, ms
+
+
+@pytest.fixture(scope="session")
+def sample_paths() -> tuple[str, str]:
+    """The bundled Landsat-8 sample: (pan.tif, ms.tif)."""
+    pan, ms = SAMPLE / "pan.tif", SAMPLE / "ms.tif"
+    for path in (pan, ms):
+        if not path.exists():
+            pytest.fail(f"bundled sample {path} is missing (scripts/make_sample.py makes it)")
+    return str(pan), str(ms)
+
+
+def read_raster(path) -> np.ndarray:
+    """A whole raster as (bands, rows, cols)."""
+    from osgeo import gdal
+
+    ds = gdal.Open(str(path))
+    return ds.ReadAsArray().reshape(ds.RasterCount, ds.RasterYSize, ds.RasterXSize)

@@ -1,0 +1,162 @@
+"""The ``pansharpen`` command: the engine without QGIS.
+
+    pansharpen sharpen PAN MS OUT [--method NAME] [--tile N] [--overlap N] [--device D]
+    pansharpen methods
+    pansharpen evaluate --pan P --ms M --methods a,b --protocol reduced|full [--sensor S] [--json OUT]
+    pansharpen score FUSED (--reference GT | --pan P --ms M) [--json OUT]
+    pansharpen train ...      (see training/cli.py)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from .errors import Cancelled, PansharpenError
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (no dependency)."""
+
+    def __init__(self, label: str, stream=sys.stderr, width: int = 30):
+        self.label, self.stream, self.width = label, stream, width
+        self.start = time.perf_counter()
+
+    def __call__(self, fraction: float) -> None:
+        filled = int(round(fraction * self.width))
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
+        self.stream.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
+            f"{fraction:6.1%} {elapsed:6.1f}s elapsed, {eta:6.1f}s left"
+        )
+        if fraction >= 1:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _sharpen(args) -> int:
+    from .pipeline import SharpenRequest, sharpen
+
+    request = SharpenRequest(
+        pan=args.pan, ms=args.ms, output=args.output, method=args.method,
+        pan_band=args.pan_band, weights=args.weights, device=args.device,
+        tile=args.tile, overlap=args.overlap, overwrite=args.overwrite,
+        float32=args.float32, sensor=args.sensor,
+    )
+    bar = None if args.quiet else ProgressBar("sharpening")
+    result = sharpen(request, progress=bar, log=lambda m: print(m, file=sys.stderr))
+    print(result.output)
+    return 0
+
+
+def _methods(args) -> int:
+    from .methods import list_methods
+
+    for m in list_methods():
+        state = "" if m.available else f"  [unavailable: {m.why_unavailable}]"
+        print(f"{m.name:12s} {m.kind:9s} {m.summary}{state}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .evaluate import evaluate, format_table
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    report = evaluate(args.pan, args.ms, methods, protocol=args.protocol, sensor=args.sensor,
+                      pan_band=args.pan_band, weights=args.weights, device=args.device,
+                      tile=args.tile, overlap=args.overlap,
+                      progress=None if args.quiet else lambda name: ProgressBar(name))
+    print(format_table(report))
+    _write_json(args.json, report)
+    return 0
+
+
+def _score(args) -> int:
+    from .evaluate import format_scores
+    from .scoring import score_files
+
+    scores = score_files(args.fused, pan=args.pan, ms=args.ms, reference=args.reference,
+                         sensor=args.sensor, pan_band=args.pan_band)
+    print(format_scores(scores))
+    _write_json(args.json, scores)
+    return 0
+
+
+def _write_json(path: str | None, data) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+        print(f"JSON written to {path}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pansharpen", description="Diffusion-informed and classical pansharpening.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_common(p):
+        p.add_argument("--pan-band", type=int, default=None, help="PAN band (1-based) when the PAN has several")
+        p.add_argument("--sensor", default=None, help="sensor name (WV2, WV3, QB, IKONOS, GE1, GF2, ...) for MTF and scale")
+        p.add_argument("--weights", default=None, help="a .safetensors model for a deep method")
+        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        p.add_argument("--tile", type=int, default=512, help="tile size in PAN pixels")
+        p.add_argument("--overlap", type=int, default=32, help="tile overlap (blended) in PAN pixels")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("sharpen", help="sharpen a PAN/MS pair into a GeoTIFF")
+    p.add_argument("pan")
+    p.add_argument("ms")
+    p.add_argument("output")
+    p.add_argument("--method", default="auto", help="method name (see `pansharpen methods`); auto picks the best fit")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--float32", action="store_true", help="write float32 instead of the MS data type")
+    add_common(p)
+    p.set_defaults(run=_sharpen)
+
+    p = sub.add_parser("methods", help="list the methods and whether they are available")
+    p.set_defaults(run=_methods)
+
+    p = sub.add_parser("evaluate", help="quality indices of methods on a real PAN/MS pair")
+    p.add_argument("--pan", required=True, help="PAN raster, or a .mat pair (I_PAN, I_MS)")
+    p.add_argument("--ms", required=True, help="MS raster, or the same .mat pair")
+    p.add_argument("--methods", required=True, help="comma-separated method names")
+    p.add_argument("--protocol", choices=["reduced", "full"], default="reduced")
+    p.add_argument("--json", default=None, help="also write the results as JSON")
+    add_common(p)
+    p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("score", help="quality indices of a given sharpened image")
+    p.add_argument("fused")
+    p.add_argument("--reference", default=None, help="ground truth: reduced-resolution indices")
+    p.add_argument("--pan", default=None, help="PAN: full-resolution indices (with --ms)")
+    p.add_argument("--ms", default=None, help="MS: full-resolution indices (with --pan)")
+    p.add_argument("--pan-band", type=int, default=None)
+    p.add_argument("--sensor", default=None)
+    p.add_argument("--json", default=None)
+    p.set_defaults(run=_score)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train"]:
+        from ..training.cli import main as train_main
+
+        return train_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except PansharpenError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 2
+    except Cancelled as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\nInterrupted; nothing was written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The methods a user can choose, and how each becomes a per-tile function.
+
+Classical methods need only numpy; deep methods need torch and a weights file (a
+shipped model or the user's own ``.safetensors``). ``list_methods`` works without
+torch, so a QGIS without torch still offers the classical methods and says how to
+get the deep ones.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from .classical import CLASSICAL
+from .errors import PansharpenError
+
+DEEP = {
+    "fose": "Fose: one-step distilled diffusion fused with an end-to-end network (best quality/speed).",
+    "ksdiff": "KSDiff: kernel-space diffusion modulating a one-pass CNN.",
+    "e2e": "Fose's end-to-end network alone (fastest deep method).",
+    "dm1": "Fose's one-step distilled diffusion model alone.",
+    "dm50": "Fose's teacher diffusion model, 50 DDIM steps (slow; for comparison).",
+}
+DEFAULT_CLASSICAL = "mtf-glp-hpm"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "resources" / "weights"
+TORCH_HELP = (
+    "install PyTorch into the Python that runs QGIS: on Linux `python3 -m pip install "
+    "--user torch` (or in the venv QGIS uses); on Windows, in the OSGeo4W Shell, "
+    "`python -m pip install torch`; on macOS, `/Applications/QGIS.app/Contents/MacOS/bin/"
+    "python3 -m pip install torch`; then restart QGIS"
+)
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    summary: str
+    kind: str  # "classical" | "deep"
+    available: bool
+    why_unavailable: str = ""
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def shipped_weights(architecture: str) -> list[Path]:
+    """Shipped weights files for an architecture (``resources/weights/<family>-<arch>.safetensors``)."""
+    return sorted(WEIGHTS_DIR.glob(f"*-{architecture}.safetensors"))
+
+
+def list_methods() -> list[MethodInfo]:
+    methods = [MethodInfo(m.name, m.summary, "classical", True) for m in CLASSICAL.values()]
+    has_torch = torch_available()
+    for name, summary in DEEP.items():
+        if not has_torch:
+            why = f"PyTorch is not installed: {TORCH_HELP}."
+        elif not shipped_weights(name):
+            why = "no shipped model yet: give a weights file (.safetensors) trained with `pansharpen train`."
+        else:
+            why = ""
+        methods.append(MethodInfo(name, summary, "deep", not why, why))
+    return methods
+
+
+def method_names() -> list[str]:
+    return [m.name for m in list_methods()]
+
+
+def default_method(info=None) -> str:
+    """The method used when the user asks for "auto": the best one that fits the inputs."""
+    return DEFAULT_CLASSICAL
+
+
+class ClassicalTileMethod:
+    """A classical method bound to a pair's ratio and sensor, called per tile."""
+
+    def __init__(self, name: str, ratio: int, sensor: str | None):
+        self._method = CLASSICAL[name]
+        self.halo = self._method.halo
+        self.ratio, self.sensor = ratio, sensor
+
+    def __call__(self, pan, lms, ms):
+        return self._method.run(pan, lms, ms, self.ratio, self.sensor)
+
+
+def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
+            weights: str | None = None, device: str = "auto"):
+    """The per-tile callable for a method name (``auto`` resolved by the caller)."""
+    if name in CLASSICAL:
+        if weights:
+            raise PansharpenError(f"{name} is a classical method and takes no weights file.")
+        return ClassicalTileMethod(name, ratio, sensor)
+    if name not in DEEP:
+        raise PansharpenError(
+            f"Unknown method {name!r}: choose one of {', '.join(method_names())}."
+        )
+    if not torch_available():
+        raise PansharpenError(f"The {name} method needs PyTorch: {TORCH_HELP}.")
+    if weights is None:
+        files = shipped_weights(name)
+        if not files:
+            raise PansharpenError(
+                f"No shipped {name} model: give a weights file (.safetensors) with --weights."
+            )
+        weights = str(files[0])
+    from .models import load
+
+    model = load(weights, device=device)
+    _check_model_fits(model, name, ratio, bands)
+    return model
+
+
+def _check_model_fits(model, name: str, ratio: int, bands: int) -> None:
+    meta = model.metadata
+    if meta.get("architecture") != name:
+        raise PansharpenError(
+            f"The weights file holds a {meta.get('architecture')} model, not {name}: "
+            f"choose method {meta.get('architecture')} or another file."
+        )
+    want_bands = int(meta.get("bands_count") or len(meta.get("bands", [])) or bands)
+    if want_bands != bands:
+        raise PansharpenError(
+            f"The {name} model expects {want_bands} MS bands but the MS has {bands}: "
+            "choose a model trained for this sensor, or a classical method."
+        )
+    if int(meta.get("ratio", ratio)) != ratio:
+        raise PansharpenError(
+            f"The {name} model was trained for ratio {meta.get('ratio')} but the pair has "
+            f"ratio {ratio}: choose a model for this ratio, or a classical method."
+        )

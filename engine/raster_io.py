@@ -1,0 +1,434 @@
+"""Opening a PAN/MS pair with GDAL: checks, the common grid, windowed reads.
+
+The engine works on the PAN grid over the overlap of the two rasters. The MS is read
+on an *aligned MS grid*: pixel size ``ratio`` PAN pixels, MS pixel ``m`` centred on PAN
+pixel ``ratio * m + ratio / 2 + shift``. That is the phase of the pansharpening
+toolbox (interp23tap, Wald decimation at offset ratio/2) and of Landsat's native
+grids (PAN pixel 2i+1 centred on MS pixel i), so those inputs are read as they are.
+An MS with another phase (corner-aligned VHR products, say), another pixel size or
+another CRS is read through a GDAL warped VRT onto that grid (cubic), and the pair
+reports that it did so.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from osgeo import gdal, osr
+
+from .errors import PansharpenError
+
+gdal.UseExceptions()
+
+ACCEPTED_RATIOS = (2, 3, 4)
+RATIO_TOLERANCE = 0.02  # relative: pixel sizes from metadata are rarely exact
+PHASE_TOLERANCE = 0.01  # PAN pixels
+READABLE_TYPES = {
+    gdal.GDT_Byte: 255.0,
+    gdal.GDT_UInt16: 65535.0,
+    gdal.GDT_Int16: 32767.0,
+    gdal.GDT_Float32: 1.0,
+}
+# Digital-number scale of sensors whose products store fewer bits than their type.
+SENSOR_SCALE = {
+    "WV2": 2047.0, "WV3": 2047.0, "WV4": 2047.0, "QB": 2047.0, "IKONOS": 2047.0,
+    "GE1": 2047.0, "GEOEYE1": 2047.0, "GF2": 1023.0,
+}
+SENSOR_ALIASES = {
+    "WORLDVIEW2": "WV2", "WORLDVIEW-2": "WV2", "WV02": "WV2",
+    "WORLDVIEW3": "WV3", "WORLDVIEW-3": "WV3", "WV03": "WV3",
+    "WORLDVIEW4": "WV4", "WV04": "WV4",
+    "QUICKBIRD": "QB", "QB02": "QB", "QUICKBIRD2": "QB",
+    "GEOEYE-1": "GE1", "GE01": "GE1", "GEOEYE1": "GE1",
+    "IKONOS-2": "IKONOS", "IK01": "IKONOS", "IKONOS2": "IKONOS",
+    "GAOFEN-2": "GF2", "GAOFEN2": "GF2",
+    "LANDSAT_8": "LANDSAT8", "LANDSAT-8": "LANDSAT8", "LANDSAT_9": "LANDSAT9",
+}
+
+
+def normalise_sensor(name: str | None) -> str | None:
+    """Canonical short sensor name ("WV2", "IKONOS", ...) or None."""
+    if not name:
+        return None
+    key = name.strip().upper().replace(" ", "")
+    return SENSOR_ALIASES.get(key, key)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A pixel window: columns [x0, x0 + width), rows [y0, y0 + height)."""
+
+    x0: int
+    y0: int
+    width: int
+    height: int
+
+
+@dataclass
+class PairInfo:
+    """What the engine found out about a PAN/MS pair, before reading any pixel."""
+
+    ratio: int
+    bands: int
+    band_names: list[str]
+    width: int  # output grid (PAN pixels over the overlap)
+    height: int
+    crs: str
+    same_crs: bool
+    overlap_fraction: float  # of the PAN's area
+    scale: float
+    sensor: str | None
+    data_type: str
+    nodata: float | None
+    resampled: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [
+            f"Ratio {self.ratio}, {self.bands} bands ({', '.join(self.band_names)}), "
+            f"output {self.width} x {self.height} pixels in {self.crs}.",
+            f"Overlap: {self.overlap_fraction:.0%} of the PAN; data {self.data_type}, "
+            f"scale {self.scale:g}" + (f", sensor {self.sensor}" if self.sensor else "") + ".",
+        ]
+        lines += [f"Note: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def open_raster(path: str, role: str) -> gdal.Dataset:
+    """Open any GDAL source, with errors that say which input is wrong."""
+    if not path:
+        raise PansharpenError(f"No {role} raster given: choose a {role} file or layer.")
+    looks_local = "://" not in path and not path.startswith(("/vsi", "<")) and ":" not in path[2:]
+    if looks_local and not os.path.exists(path):
+        raise PansharpenError(f"The {role} file {path} does not exist: check the path.")
+    try:
+        ds = gdal.Open(path)
+    except RuntimeError as exc:
+        raise PansharpenError(
+            f"The {role} file {path} is not a raster GDAL can read ({exc}). "
+            "Choose a GeoTIFF or another raster format."
+        ) from None
+    if ds is None or ds.RasterCount == 0:
+        raise PansharpenError(f"The {role} file {path} holds no raster bands: choose a raster.")
+    return ds
+
+
+def _crs(ds: gdal.Dataset, role: str) -> osr.SpatialReference:
+    wkt = ds.GetProjection()
+    if not wkt:
+        raise PansharpenError(
+            f"The {role} raster has no coordinate reference system: assign one "
+            "(for example with gdal_edit.py -a_srs or QGIS's Assign Projection)."
+        )
+    srs = osr.SpatialReference(wkt=wkt)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+def _north_up(ds: gdal.Dataset, role: str) -> tuple[float, ...]:
+    gt = ds.GetGeoTransform(can_return_null=True)
+    if gt is None:
+        raise PansharpenError(
+            f"The {role} raster has no georeferencing (no geotransform): georeference it first."
+        )
+    if gt[2] != 0 or gt[4] != 0:
+        raise PansharpenError(
+            f"The {role} raster is rotated: warp it to a north-up grid first (gdalwarp)."
+        )
+    return gt
+
+
+def _scale_of(ds: gdal.Dataset, sensor: str | None) -> float:
+    """Normalisation scale: sensor constant, else NBITS, else the data type's range."""
+    band = ds.GetRasterBand(1)
+    if sensor in SENSOR_SCALE:
+        return SENSOR_SCALE[sensor]
+    nbits = band.GetMetadataItem("NBITS", "IMAGE_STRUCTURE")
+    if nbits:
+        return float(2 ** int(nbits) - 1)
+    return READABLE_TYPES[band.DataType]
+
+
+def _sensor_of(ds: gdal.Dataset) -> str | None:
+    """The sensor name where GDAL exposes one (DigitalGlobe IMD, Landsat MTL, tags)."""
+    for domain, key in (("IMD", "IMAGE_1.SATID"), ("", "SATELLITEID"), ("", "SENSOR"),
+                        ("", "SPACECRAFT_ID"), ("", "TIFFTAG_IMAGEDESCRIPTION")):
+        value = ds.GetMetadataItem(key, domain) if domain else ds.GetMetadataItem(key)
+        if value:
+            name = normalise_sensor(value.strip('"'))
+            if name in SENSOR_SCALE or name in SENSOR_ALIASES.values():
+                return name
+    return None
+
+
+def _check_type(ds: gdal.Dataset, role: str) -> None:
+    dtype = ds.GetRasterBand(1).DataType
+    if dtype not in READABLE_TYPES:
+        raise PansharpenError(
+            f"The {role} raster is {gdal.GetDataTypeName(dtype)}; the engine reads Byte, "
+            "UInt16, Int16 and Float32: convert it (gdal_translate -ot UInt16 or Float32)."
+        )
+
+
+class RasterPair:
+    """An opened PAN/MS pair on a common grid, read window by window.
+
+    ``window`` is the output grid (PAN pixels over the overlap). Reads take windows in
+    output-grid coordinates and return mirrored padding where a window leaves the
+    data, so tiles near the borders see plausible context.
+    """
+
+    def __init__(self, pan_path: str, ms_path: str, pan_band: int | None = None,
+                 sensor: str | None = None):
+        self.pan_ds = open_raster(pan_path, "PAN")
+        self.ms_src = open_raster(ms_path, "MS")
+        self.pan_band_index = self._choose_pan_band(pan_band)
+        _check_type(self.pan_ds, "PAN")
+        _check_type(self.ms_src, "MS")
+        pan_srs, ms_srs = _crs(self.pan_ds, "PAN"), _crs(self.ms_src, "MS")
+        self.pan_gt = _north_up(self.pan_ds, "PAN")
+        ms_gt = _north_up(self.ms_src, "MS")
+        self.same_crs = bool(pan_srs.IsSame(ms_srs))
+        self.pan_srs = pan_srs
+        self.warnings: list[str] = []
+        if not self.same_crs:
+            self.warnings.append(
+                f"MS CRS ({_crs_name(ms_srs)}) differs from PAN CRS ({_crs_name(pan_srs)}): "
+                "the MS is reprojected onto the PAN CRS through a warped VRT."
+            )
+        ms_bounds = _bounds_in(self.ms_src, ms_gt, ms_srs, pan_srs)
+        self.ratio = self._ratio(ms_bounds)
+        self.window = self._overlap(ms_bounds)
+        self.ms_ds, self.shift = self._aligned_ms(ms_gt, ms_bounds)
+        self.sensor = normalise_sensor(sensor) or _sensor_of(self.ms_src) or _sensor_of(self.pan_ds)
+        self.scale = _scale_of(self.ms_src, self.sensor)
+        self.pan_scale = _scale_of(self.pan_ds, self.sensor)
+        self.pan_nodata = self.pan_ds.GetRasterBand(self.pan_band_index).GetNoDataValue()
+        self.ms_nodata = [self.ms_ds.GetRasterBand(b + 1).GetNoDataValue()
+                          for b in range(self.bands)]
+
+    # -- checks -------------------------------------------------------------------
+    def _choose_pan_band(self, pan_band: int | None) -> int:
+        count = self.pan_ds.RasterCount
+        if pan_band is None:
+            if count > 1:
+                raise PansharpenError(
+                    f"The PAN raster has {count} bands: choose which one is the panchromatic "
+                    "band (PAN band, 1-based)."
+                )
+            return 1
+        if not 1 <= pan_band <= count:
+            raise PansharpenError(
+                f"PAN band {pan_band} does not exist: the PAN raster has {count} band(s)."
+            )
+        return pan_band
+
+    def _ratio(self, ms_bounds) -> int:
+        pan_px = (abs(self.pan_gt[1]) + abs(self.pan_gt[5])) / 2
+        minx, miny, maxx, maxy = ms_bounds
+        ms_px = ((maxx - minx) / self.ms_src.RasterXSize + (maxy - miny) / self.ms_src.RasterYSize) / 2
+        found = ms_px / pan_px
+        ratio = round(found)
+        if ratio not in ACCEPTED_RATIOS or abs(found - ratio) > RATIO_TOLERANCE * ratio:
+            raise PansharpenError(
+                f"The MS pixel ({ms_px:g}) is {found:.3f} times the PAN pixel ({pan_px:g}); "
+                f"the resolution ratio must be one of {', '.join(map(str, ACCEPTED_RATIOS))}. "
+                "Check that the PAN and MS layers are the right way round and of the same scene."
+            )
+        return ratio
+
+    def _overlap(self, ms_bounds) -> Window:
+        """PAN pixels whose centres fall inside the MS footprint (its bounding box)."""
+        gt = self.pan_gt
+        minx, miny, maxx, maxy = ms_bounds
+        # MS bounds in PAN pixel coordinates (continuous, edges at integers).
+        cols = sorted(((minx - gt[0]) / gt[1], (maxx - gt[0]) / gt[1]))
+        rows = sorted(((maxy - gt[3]) / gt[5], (miny - gt[3]) / gt[5]))
+        eps = 1e-6
+        x0 = max(0, math.ceil(cols[0] - 0.5 - eps))
+        x1 = min(self.pan_ds.RasterXSize, math.floor(cols[1] - 0.5 + eps) + 1)
+        y0 = max(0, math.ceil(rows[0] - 0.5 - eps))
+        y1 = min(self.pan_ds.RasterYSize, math.floor(rows[1] - 0.5 + eps) + 1)
+        if x1 - x0 < 2 * self.ratio or y1 - y0 < 2 * self.ratio:
+            raise PansharpenError(
+                "The PAN and MS rasters do not overlap (or share less than a few pixels): "
+                "choose a PAN and an MS of the same area."
+            )
+        return Window(x0, y0, x1 - x0, y1 - y0)
+
+    def _aligned_ms(self, ms_gt, ms_bounds):
+        """The MS on the aligned grid: the file itself if it already is, else a warped VRT."""
+        gt, r = self.pan_gt, self.ratio
+        col = (ms_gt[0] - gt[0]) / gt[1] - 0.5  # MS origin in PAN pixels, minus the phase
+        row = (ms_gt[3] - gt[3]) / gt[5] - 0.5
+        aligned = (
+            self.same_crs
+            and abs(ms_gt[1] - r * gt[1]) <= 1e-6 * abs(gt[1]) * r
+            and abs(ms_gt[5] - r * gt[5]) <= 1e-6 * abs(gt[5]) * r
+            and abs(col - round(col)) <= PHASE_TOLERANCE
+            and abs(row - round(row)) <= PHASE_TOLERANCE
+        )
+        if aligned:
+            return self.ms_src, (round(col), round(row))
+        # Aligned grid covering the MS footprint: origin at PAN origin + 0.5 + k*r pixels.
+        minx, miny, maxx, maxy = ms_bounds
+        c0 = r * math.floor(((minx - gt[0]) / gt[1] - 0.5) / r)
+        c1 = r * math.ceil(((maxx - gt[0]) / gt[1] - 0.5) / r)
+        r0 = r * math.floor(((maxy - gt[3]) / gt[5] - 0.5) / r)
+        r1 = r * math.ceil(((miny - gt[3]) / gt[5] - 0.5) / r)
+        x_min = gt[0] + (c0 + 0.5) * gt[1]
+        x_max = gt[0] + (c1 + 0.5) * gt[1]
+        y_max = gt[3] + (r0 + 0.5) * gt[5]
+        y_min = gt[3] + (r1 + 0.5) * gt[5]
+        src_nodata = self.ms_src.GetRasterBand(1).GetNoDataValue()
+        why = "its CRS differs" if not self.same_crs else "its grid is not aligned with the PAN grid"
+        self.warnings.append(
+            f"MS resampled (cubic) onto a grid aligned with the PAN ({why})."
+        )
+        vrt = gdal.Warp(
+            "", self.ms_src, format="VRT", dstSRS=self.pan_srs.ExportToWkt(),
+            outputBounds=(x_min, y_min, x_max, y_max),
+            width=(c1 - c0) // r, height=(r1 - r0) // r, resampleAlg="cubic",
+            dstNodata=src_nodata if src_nodata is not None else 0,
+        )
+        for b in range(self.ms_src.RasterCount):
+            vrt.GetRasterBand(b + 1).SetDescription(self.ms_src.GetRasterBand(b + 1).GetDescription())
+        return vrt, (c0, r0)
+
+    # -- facts ------------------------------------------------------------------------
+    @property
+    def bands(self) -> int:
+        return self.ms_src.RasterCount
+
+    @property
+    def band_names(self) -> list[str]:
+        names = [self.ms_src.GetRasterBand(b + 1).GetDescription() for b in range(self.bands)]
+        return [n or f"band {i + 1}" for i, n in enumerate(names)]
+
+    @property
+    def output_nodata(self) -> float | None:
+        """Output nodata: the MS's, else the PAN's; 0 when the warp introduced void areas."""
+        for value in (*self.ms_nodata, self.pan_nodata):
+            if value is not None:
+                return value
+        return None
+
+    @property
+    def output_geotransform(self) -> tuple[float, ...]:
+        gt, w = self.pan_gt, self.window
+        return (gt[0] + w.x0 * gt[1], gt[1], 0.0, gt[3] + w.y0 * gt[5], 0.0, gt[5])
+
+    def info(self) -> PairInfo:
+        pan_area = self.pan_ds.RasterXSize * self.pan_ds.RasterYSize
+        fraction = self.window.width * self.window.height / pan_area
+        warnings = list(self.warnings)
+        if fraction < 0.999:
+            warnings.append(f"The MS covers {fraction:.0%} of the PAN: the output is the overlap only.")
+        return PairInfo(
+            ratio=self.ratio, bands=self.bands, band_names=self.band_names,
+            width=self.window.width, height=self.window.height,
+            crs=_crs_name(self.pan_srs), same_crs=self.same_crs, overlap_fraction=fraction,
+            scale=self.scale, sensor=self.sensor,
+            data_type=gdal.GetDataTypeName(self.ms_src.GetRasterBand(1).DataType),
+            nodata=self.output_nodata, resampled=self.ms_ds is not self.ms_src,
+            warnings=warnings,
+        )
+
+    # -- reads --------------------------------------------------------------------------
+    def read_pan(self, rows: tuple[int, int], cols: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """PAN rows/cols in output-grid coordinates -> (values float32, valid mask)."""
+        band = self.pan_ds.GetRasterBand(self.pan_band_index)
+        w = self.window
+        data = _read_padded(band, (rows[0] + w.y0, rows[1] + w.y0), (cols[0] + w.x0, cols[1] + w.x0))
+        valid = _valid(data, self.pan_nodata)
+        return data, valid
+
+    def read_ms(self, rows: tuple[int, int], cols: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Aligned-MS rows/cols, where MS pixel m starts at output PAN row ratio*m.
+
+        Returns (values (B, h, w) float32, valid mask (h, w): every band valid).
+        """
+        r, w = self.ratio, self.window
+        # aligned MS pixel m starts at PAN pixel r*m + shift; output row 0 is PAN row w.y0
+        off_x = (w.x0 - self.shift[0]) / r
+        off_y = (w.y0 - self.shift[1]) / r
+        # off_* are integers when the output window starts on an MS pixel boundary
+        ox, oy = math.floor(off_x), math.floor(off_y)
+        bands = [
+            _read_padded(self.ms_ds.GetRasterBand(b + 1), (rows[0] + oy, rows[1] + oy), (cols[0] + ox, cols[1] + ox))
+            for b in range(self.bands)
+        ]
+        data = np.stack(bands)
+        valid = np.ones(data.shape[1:], dtype=bool)
+        for b, nodata in enumerate(self.ms_nodata):
+            valid &= _valid(data[b], nodata)
+        return data, valid
+
+    @property
+    def ms_phase(self) -> tuple[int, int]:
+        """Offset (cols, rows) in PAN pixels from output pixel 0 to the start of its MS pixel.
+
+        Output row y lies in aligned MS row (y + phase_y) // ratio as read by read_ms.
+        """
+        r, w = self.ratio, self.window
+        return ((w.x0 - self.shift[0]) % r, (w.y0 - self.shift[1]) % r)
+
+
+def _valid(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    valid = np.isfinite(data)
+    if nodata is not None:
+        valid &= data != np.float32(nodata)
+    return valid
+
+
+def _read_padded(band: gdal.Band, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    """Read band rows/cols (may extend past the raster) as float32, mirror-padded."""
+    height, width = band.YSize, band.XSize
+    r0, r1 = max(rows[0], 0), min(rows[1], height)
+    c0, c1 = max(cols[0], 0), min(cols[1], width)
+    if r1 <= r0 or c1 <= c0:
+        raise PansharpenError("Internal error: a read window lies outside the raster.")
+    data = band.ReadAsArray(c0, r0, c1 - c0, r1 - r0).astype(np.float32, copy=False)
+    pad = ((r0 - rows[0], rows[1] - r1), (c0 - cols[0], cols[1] - c1))
+    if any(p for pair in pad for p in pair):
+        data = mirror_pad(data, pad)
+    return data
+
+
+def mirror_pad(data: np.ndarray, pad) -> np.ndarray:
+    """np.pad 'symmetric' that also works when the pad is wider than the data."""
+    while True:
+        step = tuple((min(a, n), min(b, n)) for (a, b), n in zip(pad, data.shape[-2:]))
+        full = ((0, 0),) * (data.ndim - 2) + step
+        data = np.pad(data, full, mode="symmetric")
+        pad = tuple((a - s[0], b - s[1]) for (a, b), s in zip(pad, step))
+        if not any(p for pair in pad for p in pair):
+            return data
+
+
+def _bounds_in(ds, gt, srs, target_srs) -> tuple[float, float, float, float]:
+    """Bounding box (minx, miny, maxx, maxy) of a raster in the target CRS."""
+    xs = [gt[0], gt[0] + ds.RasterXSize * gt[1]]
+    ys = [gt[3], gt[3] + ds.RasterYSize * gt[5]]
+    if srs.IsSame(target_srs):
+        return min(xs), min(ys), max(xs), max(ys)
+    transform = osr.CoordinateTransformation(srs, target_srs)
+    # densify the edges: projected footprints are curved
+    pts = []
+    for t in np.linspace(0.0, 1.0, 21):
+        x = xs[0] + t * (xs[1] - xs[0])
+        y = ys[0] + t * (ys[1] - ys[0])
+        pts += [(x, ys[0]), (x, ys[1]), (xs[0], y), (xs[1], y)]
+    out = transform.TransformPoints(pts)
+    tx, ty = [p[0] for p in out], [p[1] for p in out]
+    return min(tx), min(ty), max(tx), max(ty)
+
+
+def _crs_name(srs: osr.SpatialReference) -> str:
+    authority = srs.GetAuthorityName(None)
+    code = srs.GetAuthorityCode(None)
+    if authority and code:
+        return f"{authority}:{code}"
+    return srs.GetName() or "unnamed CRS"

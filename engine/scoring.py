@@ -1,0 +1,73 @@
+"""Quality indices of a sharpened raster: against a reference, or against its PAN and MS."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import quality
+from .errors import PansharpenError
+from .raster_io import RasterPair, open_raster
+
+DEFAULT_RATIO = 4
+FULL_BORDER = 21
+
+
+def read_all(path: str, role: str) -> tuple[np.ndarray, tuple]:
+    """A whole raster as (bands, H, W) float32 and its geotransform."""
+    ds = open_raster(path, role)
+    return ds.ReadAsArray().astype(np.float32).reshape(ds.RasterCount, ds.RasterYSize, ds.RasterXSize), \
+        ds.GetGeoTransform()
+
+
+def score_files(fused: str, *, pan: str | None = None, ms: str | None = None,
+                reference: str | None = None, ratio: int | None = None,
+                sensor: str | None = None, pan_band: int | None = None) -> dict[str, float]:
+    """Reduced-resolution indices against ``reference``, else full-resolution ones.
+
+    Full resolution needs ``pan`` and ``ms``; ``fused`` must lie on the PAN grid (as
+    ``sharpen`` writes it). Indices are computed on digital numbers.
+    """
+    if reference:
+        image, _ = read_all(fused, "sharpened")
+        truth, _ = read_all(reference, "reference")
+        if image.shape != truth.shape:
+            raise PansharpenError(
+                f"The sharpened image is {image.shape[0]} x {image.shape[1]} x {image.shape[2]} "
+                f"(bands x rows x cols) but the reference is {truth.shape[0]} x {truth.shape[1]} "
+                f"x {truth.shape[2]}: score an image against a reference of the same grid."
+            )
+        if ratio is None and pan and ms:
+            ratio = RasterPair(pan, ms, pan_band, sensor).ratio
+        return quality.reduced_indices(image, truth, ratio or DEFAULT_RATIO)
+    if not (pan and ms):
+        raise PansharpenError(
+            "Give either a reference (--reference) for reduced-resolution indices, or the "
+            "PAN and MS (--pan, --ms) for full-resolution ones."
+        )
+    pair = RasterPair(pan, ms, pan_band, sensor)
+    image, gt = read_all(fused, "sharpened")
+    fused_pan, fused_ms, crop = _align(pair, image, gt)
+    return quality.full_indices(crop, fused_pan, fused_ms, pair.ratio, pair.sensor, border=FULL_BORDER)
+
+
+def _align(pair: RasterPair, image: np.ndarray, gt) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PAN, MS and the sharpened image over the same whole MS pixels."""
+    out = pair.output_geotransform
+    fx, fy = (gt[0] - out[0]) / out[1], (gt[3] - out[3]) / out[5]
+    if abs(gt[1] - out[1]) > 1e-6 * abs(out[1]) or abs(fx - round(fx)) > 0.01 or abs(fy - round(fy)) > 0.01:
+        raise PansharpenError(
+            "The sharpened raster is not on the PAN grid: score the output of `pansharpen "
+            "sharpen` (or the Pansharpen algorithm) made from this PAN and MS."
+        )
+    fx, fy = round(fx), round(fy)
+    r = pair.ratio
+    px, py = pair.ms_phase
+    y0 = fy + (-(fy + py)) % r
+    x0 = fx + (-(fx + px)) % r
+    h = (min(fy + image.shape[1], pair.window.height) - y0) // r
+    w = (min(fx + image.shape[2], pair.window.width) - x0) // r
+    if h < 2 or w < 2:
+        raise PansharpenError("The sharpened raster does not overlap its PAN and MS.")
+    pan, _ = pair.read_pan((y0, y0 + r * h), (x0, x0 + r * w))
+    ms, _ = pair.read_ms(((y0 + py) // r, (y0 + py) // r + h), ((x0 + px) // r, (x0 + px) // r + w))
+    crop = image[:, y0 - fy:y0 - fy + r * h, x0 - fx:x0 - fx + r * w]
+    return pan, ms, crop
