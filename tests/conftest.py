@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SAMPLE = ROOT / "resources" / "sample"
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # QGIS needs a Qt platform; none is on CI
+
 
 
 def shared_file(relative: str) -> Path:
