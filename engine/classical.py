@@ -1,0 +1,320 @@
+"""Classical pansharpening methods: Brovey, GIHS, GSA and MTF-GLP-HPM.
+
+Each method is a plain function on arrays in any consistent unit (the engine passes
+data normalised by the sensor scale): PAN (H, W), LMS (B, H, W) = MS upsampled to the
+PAN grid (``upsample.upsample``), MS (B, h, w) with H = h * ratio; the output is
+float32 (B, H, W). Computation runs in float64.
+
+Statistics (means, standard deviations, regression weights, injection gains) are
+estimated over the arrays given. The engine calls these functions per tile (with a
+halo) and blends the seams, so its estimates are tile-local: close to, not equal to,
+those over the whole image. Definitions follow the pansharpening toolbox of Vivone et
+al. ("A critical comparison among pansharpening algorithms", IEEE TGRS 2015; "A new
+benchmark based on recent advances in multispectral pansharpening", IEEE GRSM 2021)
+except for Brovey, which follows GDAL so that results match QGIS's ``gdal:pansharp``.
+
+``CLASSICAL`` maps each method's name to a :class:`ClassicalMethod` with the uniform
+signature ``run(pan, lms, ms, ratio, sensor)`` the engine uses.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy.ndimage import correlate1d
+
+from . import mtf
+from .errors import PansharpenError
+from .upsample import context_pixels, upsample
+
+__all__ = ["brovey", "gihs", "gsa", "mtf_glp_hpm", "ClassicalMethod", "CLASSICAL"]
+
+# Gain at Nyquist of the fixed Gaussian low-pass the toolbox (LPfilterGauss.m) uses
+# to measure the PAN's low-pass spread when equalising it for MTF-GLP-HPM.
+_EQUALISATION_GNYQ = 0.3
+# Starck-Murtagh B3-spline scaling filter of the toolbox's LPfilterPlusDec.m (GSA).
+_B3_SPLINE = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+# HPM divides by the low-passed PAN; below this fraction of the band's mean level the
+# quotient is meaningless (and the toolbox's "+ eps" does not prevent a blow-up).
+_HPM_FLOOR = 0.01
+
+
+def brovey(pan: np.ndarray, lms: np.ndarray, weights=None) -> np.ndarray:
+    """Weighted Brovey transform exactly as GDAL's pansharpening (``gdalpansharpen.cpp``).
+
+    pseudo = sum_k w_k * lms_k, out_k = lms_k * pan / pseudo, with w_k = 1/B unless
+    ``weights`` are given (GDAL's default when a VRT gives no weights). Where the
+    pseudo-PAN is 0 GDAL uses a factor of 0, so the output is 0; we do the same
+    wherever it is not positive (with GDAL's unsigned data it never is negative; a
+    float LMS can overshoot below 0 at dark edges). GDAL's clamping to the bit depth
+    and its rounding happen when the engine writes integers. Nodata: GDAL writes
+    nodata where any input is nodata or the pseudo-PAN is 0; the engine's nodata
+    masks do that job here. Pixel-wise: no statistics, no halo.
+    """
+    pan64, lms64 = _check_pan_lms(pan, lms)
+    bands = lms64.shape[0]
+    if weights is None:
+        w = np.full(bands, 1.0 / bands)
+    else:
+        w = np.asarray(weights, dtype=np.float64).ravel()
+        if w.size != bands:
+            raise PansharpenError(
+                f"Brovey got {w.size} weights for {bands} MS bands; give one weight per band"
+            )
+    pseudo = np.tensordot(w, lms64, axes=1)
+    factor = np.zeros_like(pseudo)
+    np.divide(pan64, pseudo, out=factor, where=pseudo > 0)
+    return (lms64 * factor).astype(np.float32)
+
+
+def gihs(pan: np.ndarray, lms: np.ndarray) -> np.ndarray:
+    """Generalised IHS (Tu et al. 2001; toolbox IHS.m): out_k = lms_k + (P - I).
+
+    I = mean of the LMS bands (equal weights); P = the PAN equalised to I by matching
+    mean and standard deviation (the toolbox's choice: the PAN's own std, not that of
+    a low-passed PAN). A constant PAN carries no detail: P is then the mean of I.
+    The mean and the two standard deviations are tile-local estimates; otherwise
+    pixel-wise.
+    """
+    pan64, lms64 = _check_pan_lms(pan, lms)
+    intensity = lms64.mean(axis=0)
+    equalised = _equalise(pan64, pan64.std(), intensity.mean(), intensity.std())
+    return (lms64 + (equalised - intensity)[None]).astype(np.float32)
+
+
+def gsa(pan: np.ndarray, lms: np.ndarray, ms: np.ndarray, ratio: int) -> np.ndarray:
+    """Adaptive Gram-Schmidt (Aiazzi, Baronti, Selva, IEEE TGRS 2007; toolbox GSA.m).
+
+    1. Remove the band means from LMS and from MS, and the mean from the PAN.
+    2. Degrade the PAN to MS scale: the toolbox's Starck-Murtagh low-pass (B3-spline
+       "a trous" approximation at level ceil(log2 ratio)), then sample it at the MS
+       pixel centres (rows and columns ratio//2 :: ratio for an even ratio, as the
+       toolbox; see ``_sample_at_ms_centres`` for odd ones). Project choice: we keep the
+       analysis approximation, without the toolbox's synthesis pass; only the
+       regression below sees this image.
+    3. Least squares at MS scale: PAN_LR ~ sum_k w_k MS_k + w_0 gives the weights.
+    4. I = sum_k w_k LMS_k + w_0 with the means removed; g_k = cov(LMS_k, I) / var(I).
+    5. out_k = LMS_k + g_k * (PAN - mean(PAN) - I) (the toolbox's final mean
+       equalisation makes the output mean that of the LMS, as here).
+    If I has no variance (a flat tile) nothing is injected (g = 0). All statistics
+    are tile-local.
+    """
+    pan64, lms64 = _check_pan_lms(pan, lms)
+    ms64 = _check_ms(ms, lms64, ratio)
+    ratio = int(ratio)
+    bands = lms64.shape[0]
+    lms0 = lms64 - lms64.mean(axis=(1, 2), keepdims=True)
+    ms0 = ms64 - ms64.mean(axis=(1, 2), keepdims=True)
+    pan0 = pan64 - pan64.mean()
+
+    pan_lr = _sample_at_ms_centres(_starck_murtagh_lowpass(pan0, ratio), ratio)
+    design = np.concatenate([ms0.reshape(bands, -1), np.ones((1, ms0[0].size))]).T
+    weights, *_ = np.linalg.lstsq(design, pan_lr.ravel(), rcond=None)
+
+    intensity = np.tensordot(weights[:bands], lms0, axes=1) + weights[bands]
+    intensity -= intensity.mean()
+    variance = float(np.mean(intensity**2))
+    if variance > 0.0:
+        gains = np.tensordot(lms0, intensity, axes=((1, 2), (0, 1))) / intensity.size / variance
+    else:
+        gains = np.zeros(bands)
+    detail = pan0 - intensity
+    return (lms64 + gains[:, None, None] * detail[None]).astype(np.float32)
+
+
+def mtf_glp_hpm(
+    pan: np.ndarray, lms: np.ndarray, ratio: int, sensor: str | None = None
+) -> np.ndarray:
+    """MTF-matched GLP with high-pass modulation (Aiazzi et al.; toolbox MTF_GLP_HPM.m).
+
+    out_k = lms_k * P_k / P_k^L, where
+    * P_k is the PAN equalised to band k: (PAN - mean(PAN)) * std(lms_k) /
+      std(LP(PAN)) + mean(lms_k), LP a Gaussian low-pass with gain 0.3 at Nyquist
+      (toolbox: LPfilterGauss in the std);
+    * P_k^L is P_k low-passed by the sensor's MTF filter for band k
+      (``mtf.mtf_filter`` with the MS gains of ``sensor``, replicate borders),
+      decimated at offset ratio//2 with step ratio and re-interpolated with
+      ``upsample`` (interp23tap for powers of two), as the toolbox does; for an odd
+      ratio the decimation samples the MS centres between two PAN pixels
+      (``_sample_at_ms_centres``), so P_k^L stays aligned with P_k.
+    P_k^L is an affine function of LP_k(PAN) (every step is linear and keeps
+    constants), so the PAN is filtered once per distinct gain, not once per band.
+    Division guard (project choice): where P_k^L is below 1 % of the band's mean
+    level the quotient is meaningless, and the detail is injected additively
+    instead (out_k = lms_k + P_k - P_k^L). A PAN without variance carries no detail:
+    out = LMS. The means, standard deviations and the filters near tile edges are
+    tile-local.
+    """
+    pan64, lms64 = _check_pan_lms(pan, lms)
+    ratio = _check_ratio(ratio)
+    _check_divisible(pan64.shape, ratio)
+    bands = lms64.shape[0]
+    gains, _ = mtf.sensor_gains(sensor, bands)
+
+    pan_mean = pan64.mean()
+    pan_spread = float(np.std(mtf.mtf_filter(pan64, _EQUALISATION_GNYQ, ratio)))
+    out = np.empty(lms64.shape, dtype=np.float32)
+    lowpass: dict[float, np.ndarray] = {}
+    for k in range(bands):
+        gain = float(gains[k])
+        if gain not in lowpass:
+            lowpass[gain] = _glp_lowpass(pan64, gain, ratio)
+        band = lms64[k]
+        mean_k = band.mean()
+        scale = band.std() / pan_spread if pan_spread > 0.0 else 0.0
+        sharp = scale * (pan64 - pan_mean) + mean_k
+        smooth = scale * (lowpass[gain] - pan_mean) + mean_k
+        floor = _HPM_FLOOR * abs(mean_k)
+        safe = smooth > floor if floor > 0.0 else smooth > 0.0
+        modulated = np.divide(band * sharp, smooth, out=np.zeros_like(band), where=safe)
+        out[k] = np.where(safe, modulated, band + sharp - smooth)
+    return out
+
+
+@dataclass(frozen=True)
+class ClassicalMethod:
+    """A classical method as the engine sees it.
+
+    ``halo``: PAN pixels of context each side a tile needs for results equal to those
+    of the whole image away from tile borders, for every accepted ratio (2, 3, 4),
+    given the same statistics (those stay tile-local); a multiple of 12 so that it
+    is a whole number of MS pixels at any accepted ratio. The LMS's own margin is
+    ``upsample.context_pixels``, which the engine reads separately.
+    """
+
+    name: str
+    summary: str
+    halo: int
+    run: Callable[..., np.ndarray]
+
+
+def _hpm_halo(ratio: int) -> int:
+    """PAN pixels P^L at one pixel depends on: interpolation reach plus MTF radius."""
+    interpolation = (context_pixels(ratio) + 1) * ratio
+    return interpolation + 41 // 2
+
+
+def _round_up(value: int, step: int = 12) -> int:
+    return step * math.ceil(value / step)
+
+
+CLASSICAL: dict[str, ClassicalMethod] = {
+    method.name: method
+    for method in (
+        ClassicalMethod(
+            "brovey",
+            "Weighted Brovey transform with equal weights, as GDAL / gdal:pansharp",
+            0,
+            lambda pan, lms, ms, ratio, sensor: brovey(pan, lms),
+        ),
+        ClassicalMethod(
+            "gihs",
+            "Generalised IHS: add the equalised PAN minus the band mean to every band",
+            0,
+            lambda pan, lms, ms, ratio, sensor: gihs(pan, lms),
+        ),
+        ClassicalMethod(
+            "gsa",
+            "Adaptive Gram-Schmidt: regression intensity, covariance injection gains",
+            0,
+            lambda pan, lms, ms, ratio, sensor: gsa(pan, lms, ms, ratio),
+        ),
+        ClassicalMethod(
+            "mtf-glp-hpm",
+            "MTF-matched generalised Laplacian pyramid with high-pass modulation",
+            _round_up(max(_hpm_halo(r) for r in (2, 3, 4))),
+            lambda pan, lms, ms, ratio, sensor: mtf_glp_hpm(pan, lms, ratio, sensor),
+        ),
+    )
+}
+
+
+def _glp_lowpass(pan: np.ndarray, gain: float, ratio: int) -> np.ndarray:
+    """PAN through the sensor MTF, sampled at the MS pixel centres, re-interpolated."""
+    filtered = mtf.mtf_filter(pan, gain, ratio)
+    return upsample(_sample_at_ms_centres(filtered, ratio), ratio).astype(np.float64)
+
+
+def _sample_at_ms_centres(image: np.ndarray, ratio: int) -> np.ndarray:
+    """Values of a low-passed PAN-grid image at the MS pixel centres (h, w).
+
+    MS pixel i is centred on PAN coordinate r*i + r/2 (``upsample`` module): for an
+    even ratio that is PAN pixel r*i + r/2 (the toolbox's decimation offset); for an
+    odd ratio it falls half-way between pixels r*i + r//2 and r*i + r//2 + 1, and we
+    average the two (linear interpolation, exact enough on a low-passed image). So
+    the re-interpolated low-pass stays aligned with the PAN for every ratio.
+    """
+    start = ratio // 2
+    if ratio % 2 == 0:
+        return image[start::ratio, start::ratio]
+    rows = 0.5 * (image[start::ratio] + image[start + 1 :: ratio])
+    return 0.5 * (rows[:, start::ratio] + rows[:, start + 1 :: ratio])
+
+
+def _equalise(image: np.ndarray, spread: float, mean: float, target_spread: float):
+    """Affine map of ``image`` to the target mean and std (flat image -> the mean)."""
+    scale = target_spread / spread if spread > 0.0 else 0.0
+    return (image - image.mean()) * scale + mean
+
+
+def _starck_murtagh_lowpass(image: np.ndarray, ratio: int) -> np.ndarray:
+    """B3-spline "a trous" approximation at level ceil(log2 ratio), mirrored borders."""
+    levels = max(1, math.ceil(math.log2(ratio)))
+    out = image
+    for level in range(levels):
+        kernel = np.zeros(4 * 2**level + 1)
+        kernel[:: 2**level] = _B3_SPLINE
+        for axis in (0, 1):
+            out = correlate1d(out, kernel, axis=axis, mode="reflect")
+    return out
+
+
+def _check_pan_lms(pan, lms) -> tuple[np.ndarray, np.ndarray]:
+    pan64 = np.asarray(pan, dtype=np.float64)
+    lms64 = np.asarray(lms, dtype=np.float64)
+    if pan64.ndim != 2:
+        raise PansharpenError(f"PAN must be one band (H, W), got shape {pan64.shape}")
+    if lms64.ndim != 3 or lms64.shape[0] < 1:
+        raise PansharpenError(
+            f"the upsampled MS must be (bands, H, W), got shape {lms64.shape}"
+        )
+    if lms64.shape[1:] != pan64.shape:
+        raise PansharpenError(
+            f"the upsampled MS is {lms64.shape[1]} x {lms64.shape[2]} but the PAN is "
+            f"{pan64.shape[0]} x {pan64.shape[1]}: upsample the MS onto the PAN grid first"
+        )
+    return pan64, lms64
+
+
+def _check_ms(ms, lms64: np.ndarray, ratio) -> np.ndarray:
+    ratio = _check_ratio(ratio)
+    ms64 = np.asarray(ms, dtype=np.float64)
+    bands, height, width = lms64.shape
+    if ms64.ndim != 3 or ms64.shape[0] != bands:
+        raise PansharpenError(
+            f"the MS must be ({bands}, h, w) like the upsampled MS, got shape {ms64.shape}"
+        )
+    if (ms64.shape[1] * ratio, ms64.shape[2] * ratio) != (height, width):
+        raise PansharpenError(
+            f"the MS is {ms64.shape[1]} x {ms64.shape[2]} and the PAN {height} x {width}: "
+            f"with ratio {ratio} the PAN must be exactly {ratio} times the MS size"
+        )
+    return ms64
+
+
+def _check_ratio(ratio) -> int:
+    if int(ratio) != ratio or ratio < 1:
+        raise PansharpenError(
+            f"the PAN/MS resolution ratio must be a positive integer, got {ratio!r}"
+        )
+    return int(ratio)
+
+
+def _check_divisible(shape: tuple[int, int], ratio: int) -> None:
+    if shape[0] % ratio or shape[1] % ratio:
+        raise PansharpenError(
+            f"the PAN window is {shape[0]} x {shape[1]}, not a whole number of MS pixels "
+            f"at ratio {ratio}; cut windows on the MS grid"
+        )

@@ -1,0 +1,258 @@
+"""Upsampling of the MS image onto the PAN grid (the "LMS").
+
+Grid convention (fixed project-wide)
+------------------------------------
+MS pixel ``i`` (0-based) is centred on PAN pixel ``r*i + r/2`` for an even ratio
+``r``. In general coordinates, LMS row ``y`` samples the MS at the MS pixel-centre
+coordinate ``u = (y - r/2) / r = y/r - 1/2``; columns likewise. This is the phase of
+the pansharpening toolbox's ``interp23tap`` (its first doubling puts MS sample ``i``
+at ``2i+1``, every later doubling puts sample ``p`` at ``2p``, so MS sample ``i``
+lands on ``r*i + r/2``), of its Wald degradation (decimation with offset ``r/2``),
+and of Landsat's native grids (PAN pixel ``2i+1`` centred on MS pixel ``i``). The
+engine resamples inputs with any other phase onto this grid before they reach this
+module. Every interpolator here uses the same phase, so the methods agree:
+
+* even ``r``: decimating the LMS with offset ``r/2`` and step ``r`` gives back the MS
+  (both interpolators are interpolating filters);
+* odd ``r`` (3): the MS centres fall between PAN pixels (``u`` is never an integer
+  for integer ``y``), so no LMS pixel reproduces an MS sample exactly.
+
+Borders
+-------
+The toolbox filters with circular borders (``imfilter(..., 'circular')``), which
+wraps the opposite image edge into each border. We mirror instead: the MS is
+extended by half-sample symmetric reflection (``... c b a | a b c ...``, mirror
+about the MS image edge) and then interpolated with no further border rule, so a
+real image border never sees the far side of the image. Inside the image (further
+than :func:`context_pixels` MS pixels from an edge) results equal the toolbox's.
+
+Output is float32; ``(h, w)`` input gives ``(H, W)`` output, ``(B, h, w)`` gives
+``(B, H, W)``.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from scipy.ndimage import correlate1d
+
+from .errors import PansharpenError
+
+# The 23-tap polynomial interpolator of Aiazzi et al. (2002), as tabulated in the
+# pansharpening toolbox (interp23tap.m: CDF23 = 2 * [0.5 0.305334091185 0
+# -0.072698593239 0 ...]). The even-offset taps are 0 apart from the centre (1), so
+# a doubling keeps every input sample and only the odd-offset taps below make the
+# new half-way samples: tap t (t = 1..6) weighs the input samples at distance
+# t - 1/2 (in input samples) on each side. They sum to 1/2 per side.
+_CDF23_ODD_TAPS = 2.0 * np.array(
+    [
+        0.305334091185,
+        -0.072698593239,
+        0.021809577942,
+        -0.005192756653,
+        0.000807762146,
+        -0.000060081482,
+    ]
+)
+# Symmetric 12-tap kernel giving the sample half-way between x[j-1] and x[j] when
+# correlated with origin 0 (centre index 6), and between x[j] and x[j+1] with
+# origin -1.
+_HALFWAY_KERNEL = np.concatenate([_CDF23_ODD_TAPS[::-1], _CDF23_ODD_TAPS]).astype(np.float32)
+_HALF_TAPS = len(_CDF23_ODD_TAPS)  # 6 input samples each side
+
+_KEYS_A = -0.5  # Keys (1981) cubic convolution parameter; MATLAB's and GDAL's choice
+_BICUBIC_CONTEXT = 2  # taps at floor(u)-1 .. floor(u)+2 with |u - i| <= 1/2
+
+
+def context_pixels(ratio: int) -> int:
+    """MS pixels of context needed on each side of a window for exact results.
+
+    An LMS window computed from an MS window extended by this many pixels on every
+    side equals the same window of the LMS of the whole image (the tiled engine reads
+    this margin). interp23tap: 6 for ratio 2, 8 for 4, 10 for 8 (see
+    :func:`_interp23tap_reach`); Keys bicubic: 2.
+    """
+    ratio = _check_ratio(ratio)
+    if ratio == 1:
+        return 0
+    if _is_power_of_two(ratio):
+        return _interp23tap_reach(ratio)
+    return _BICUBIC_CONTEXT
+
+
+@lru_cache(maxsize=None)
+def _interp23tap_reach(ratio: int) -> int:
+    """Farthest MS pixel (from the MS pixel under it) that any LMS sample depends on.
+
+    Follows the cascade exactly: a stage-k sample at MS coordinate u either is a
+    sample of stage k-1 (kept by the doubling) or is made from the 12 stage-(k-1)
+    samples at u +- (t - 1/2) * spacing, t = 1..6. Positions are binary fractions,
+    so the float arithmetic is exact.
+    """
+
+    @lru_cache(maxsize=None)
+    def support(u: float, stage: int) -> tuple[float, float]:
+        if stage == 0:
+            return u, u
+        spacing = 2.0 ** -(stage - 1)  # grid step of the stage's input
+        if u % spacing == 0:
+            return support(u, stage - 1)
+        ends = [
+            support(u + sign * (t - 0.5) * spacing, stage - 1)
+            for t in range(1, _HALF_TAPS + 1)
+            for sign in (-1, 1)
+        ]
+        return min(lo for lo, _ in ends), max(hi for _, hi in ends)
+
+    stages = ratio.bit_length() - 1
+    reach = 0.0
+    for s in range(ratio):
+        lo, hi = support(s / ratio - 0.5, stages)  # LMS phase s of MS pixel 0
+        reach = max(reach, -lo, hi)
+    return int(reach)
+
+
+def upsample(ms: np.ndarray, ratio: int) -> np.ndarray:
+    """Upsample MS to the PAN grid: interp23tap for ratios 2, 4, 8, bicubic otherwise.
+
+    This is the literature's standard choice (DESIGN.md section 1: interp23tap for
+    power-of-two ratios, bicubic as the fallback).
+    """
+    ratio = _check_ratio(ratio)
+    if ratio > 1 and _is_power_of_two(ratio):
+        return interp23tap(ms, ratio)
+    return bicubic(ms, ratio)
+
+
+def interp23tap(ms: np.ndarray, ratio: int) -> np.ndarray:
+    """The toolbox's 23-tap polynomial interpolator, by successive separable doublings.
+
+    ``ratio`` must be a power of 2. The first doubling places input sample ``i`` at
+    ``2i+1``, later doublings place sample ``p`` at ``2p`` (toolbox phase, see the
+    module docstring). The MS is mirror-extended by :func:`context_pixels` pixels,
+    interpolated, and the extension cut away again (toolbox: circular borders).
+    Each axis is upsampled through all its doublings in turn; the result equals the
+    toolbox's per-stage 2-D filtering because the operations are separable and linear.
+    """
+    ratio = _check_ratio(ratio)
+    if not _is_power_of_two(ratio):
+        raise PansharpenError(
+            f"interp23tap needs a power-of-two ratio, got {ratio}; use bicubic (or "
+            "upsample(), which chooses) for other ratios"
+        )
+    image, squeeze = _as_stack(ms)
+    if ratio == 1:
+        return _finish(image.copy(), squeeze)
+    pad = context_pixels(ratio)
+    work = np.pad(image, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
+    stages = ratio.bit_length() - 1
+    for axis in (1, 2):
+        for stage in range(stages):
+            # The last doubling along an axis drops the extension (pad * ratio output
+            # samples, i.e. pad * ratio / 2 of its input) before interleaving.
+            drop = pad * ratio // 2 if stage == stages - 1 else 0
+            work = _double(work, axis, first=stage == 0, drop=drop)
+    return _finish(work, squeeze)
+
+
+def bicubic(ms: np.ndarray, ratio: int) -> np.ndarray:
+    """Keys cubic convolution (a = -0.5) for any integer ratio, same phase as interp23tap.
+
+    LMS sample ``y = r*i + s`` reads the MS at ``u = i + (s - r/2)/r`` with the four
+    taps around ``u``; borders are mirror-extended like interp23tap. This is an
+    interpolating filter: for even ``r`` the phase ``s = r/2`` returns the MS sample.
+    """
+    ratio = _check_ratio(ratio)
+    image, squeeze = _as_stack(ms)
+    pad = _BICUBIC_CONTEXT
+    work = np.pad(image, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
+    for axis in (1, 2):
+        work = _cubic_along(work, axis, ratio, pad)
+    return _finish(work, squeeze)
+
+
+def _double(x: np.ndarray, axis: int, first: bool, drop: int = 0) -> np.ndarray:
+    """One interp23tap doubling along ``axis``, dropping ``drop`` input samples (and
+    their new neighbours) at each end. Values within the filter's reach of the ends
+    are wrong (``mode`` is irrelevant); the caller's mirror extension absorbs them."""
+    if first:
+        # Sample i goes to 2i+1; position 2i is half-way between x[i-1] and x[i].
+        halfway = correlate1d(x, _HALFWAY_KERNEL, axis=axis, mode="nearest", origin=0)
+        parts = (halfway, x)
+    else:
+        # Sample p goes to 2p; position 2p+1 is half-way between x[p] and x[p+1].
+        halfway = correlate1d(x, _HALFWAY_KERNEL, axis=axis, mode="nearest", origin=-1)
+        parts = (x, halfway)
+    if drop:
+        inner = [slice(None)] * x.ndim
+        inner[axis] = slice(drop, x.shape[axis] - drop)
+        parts = tuple(part[tuple(inner)] for part in parts)
+    return _interleave(parts, axis)
+
+
+def _cubic_along(x: np.ndarray, axis: int, ratio: int, pad: int) -> np.ndarray:
+    """Keys cubic upsampling by ``ratio`` along ``axis`` of the samples
+    ``pad .. n - pad - 1`` (the rest is the mirror extension): one 4-tap correlation
+    per output phase."""
+    inner = [slice(None)] * x.ndim
+    inner[axis] = slice(pad, x.shape[axis] - pad)
+    phases = []
+    for s in range(ratio):
+        offset = (s - ratio / 2.0) / ratio  # u - i, in [-1/2, 1/2)
+        base = int(np.floor(offset))  # -1 or 0: taps at i + base - 1 .. i + base + 2
+        weights = np.array(_keys_weights(offset - base), dtype=np.float32)
+        phase = correlate1d(x, weights, axis=axis, mode="nearest", origin=-1 - base)
+        phases.append(phase[tuple(inner)])
+    return _interleave(phases, axis)
+
+
+def _keys_weights(t: float) -> tuple[float, float, float, float]:
+    """Weights of the taps at distances t+1, t, 1-t, 2-t from the sample point."""
+    a = _KEYS_A
+
+    def kernel(d: float) -> float:
+        d = abs(d)
+        if d <= 1.0:
+            return (a + 2.0) * d**3 - (a + 3.0) * d**2 + 1.0
+        if d < 2.0:
+            return a * d**3 - 5.0 * a * d**2 + 8.0 * a * d - 4.0 * a
+        return 0.0
+
+    return kernel(t + 1.0), kernel(t), kernel(1.0 - t), kernel(2.0 - t)
+
+
+def _interleave(parts, axis: int) -> np.ndarray:
+    """Interleave equally shaped arrays along ``axis``: out[k*i + j] = parts[j][i]."""
+    stacked = np.stack(parts, axis=axis + 1)
+    shape = list(parts[0].shape)
+    shape[axis] *= len(parts)
+    return stacked.reshape(shape)
+
+
+def _as_stack(ms: np.ndarray):
+    array = np.asarray(ms)
+    if array.ndim == 2:
+        return array[None].astype(np.float32, copy=False), True
+    if array.ndim == 3:
+        return array.astype(np.float32, copy=False), False
+    raise PansharpenError(
+        f"expected an MS image shaped (bands, rows, cols) or (rows, cols), got shape "
+        f"{array.shape}"
+    )
+
+
+def _finish(stack: np.ndarray, squeeze: bool) -> np.ndarray:
+    out = np.ascontiguousarray(stack, dtype=np.float32)
+    return out[0] if squeeze else out
+
+
+def _check_ratio(ratio) -> int:
+    if int(ratio) != ratio or ratio < 1:
+        raise PansharpenError(
+            f"the PAN/MS resolution ratio must be a positive integer, got {ratio!r}"
+        )
+    return int(ratio)
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
