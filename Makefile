@@ -10,9 +10,6 @@ APT_PACKAGES := qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-s
 	python3-h5py python3-venv xvfb
 PIP_PACKAGES := torch==2.13.0 safetensors==0.7.0 pytest==8.3.3 pytest-qgis==5.0.2
 export QT_QPA_PLATFORM := offscreen
-export QGIS_PLUGINPATH := $(BUILD)/plugins
-# the venv's site-packages (torch) must be visible to qgis_process.bin
-export PYTHONPATH := $(BUILD)/plugins
 
 .PHONY: demo test install bench clean
 
