@@ -1,0 +1,41 @@
+"""The few choices the plugin remembers between sessions (QgsSettings)."""
+from qgis.core import QgsSettings
+
+PREFIX = "diffusion_pansharpening/"
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_TILE = 512
+DEFAULT_OVERLAP = 32
+
+
+def _settings() -> QgsSettings:
+    return QgsSettings()
+
+
+def device() -> str:
+    """The last device the user chose; ``auto`` until then."""
+    value = str(_settings().value(PREFIX + "device", "auto"))
+    return value if value in DEVICES else "auto"
+
+
+def set_device(value: str) -> None:
+    if value not in DEVICES:
+        raise ValueError(f"unknown device {value!r}")
+    _settings().setValue(PREFIX + "device", value)
+
+
+def tile_size() -> int:
+    """The last tile size (PAN pixels a side)."""
+    return int(_settings().value(PREFIX + "tile_size", DEFAULT_TILE, type=int))
+
+
+def set_tile_size(value: int) -> None:
+    _settings().setValue(PREFIX + "tile_size", int(value))
+
+
+def output_folder() -> str:
+    """The folder of the last output file; empty until the user picked one."""
+    return str(_settings().value(PREFIX + "output_folder", ""))
+
+
+def set_output_folder(path: str) -> None:
+    _settings().setValue(PREFIX + "output_folder", str(path))

@@ -1,0 +1,1 @@
+"""Widgets: the Pansharpen dialog and dock, built on one shared controls widget."""
