@@ -1,6 +1,8 @@
 """True-colour PNG quicklooks of multispectral rasters, with a percentile stretch."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from osgeo import gdal
 
@@ -46,4 +48,6 @@ def quicklook(raster: str, png: str, *, bands=None, limits=None, max_size: int =
         scaleParams=[[lo, hi, 0, 255] for lo, hi in limits],
         width=max(1, int(ds.RasterXSize * scale)), height=max(1, int(ds.RasterYSize * scale)),
     )
+    if os.path.exists(png + ".aux.xml"):  # GDAL's side-car of the stretch; a PNG needs none
+        os.remove(png + ".aux.xml")
     return png
