@@ -220,3 +220,29 @@ def test_existing_output_refused_unless_overwrite(sample_paths, tmp_path):
 def test_unknown_method_lists_the_choices(sample_paths, tmp_path):
     pan, ms = sample_paths
     _refused(tmp_path, "Unknown method 'magic': choose one of brovey", pan=pan, ms=ms, method="magic")
+
+
+@pytest.mark.parametrize("data_type,scale", [("Byte", 255.0), ("Int16", 32767.0), ("Float32", 1.0), ("UInt16", 65535.0)])
+def test_each_data_type_is_read_kept_and_scaled(sample_paths, tmp_path, data_type, scale):
+    pan, ms = sample_paths
+    options = ["-ot", data_type] + (["-scale", "0", "65535", "0", "255"] if data_type == "Byte" else [])
+    if data_type == "Float32":
+        options += ["-scale", "0", "65535", "0", "1"]
+    pan_t, ms_t = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    gdal.Translate(pan_t, pan, options=options)
+    gdal.Translate(ms_t, ms, options=options)
+    result = _sharpen(pan_t, ms_t, tmp_path / "o.tif", method="gsa")
+    assert result.info.scale == scale and result.info.data_type == data_type
+    out = gdal.Open(result.output)
+    assert gdal.GetDataTypeName(out.GetRasterBand(1).DataType) == data_type
+    ms_mean = read_raster(ms_t).astype(float).mean()
+    assert read_raster(result.output).astype(float).mean() == pytest.approx(ms_mean, rel=0.05)
+
+
+def test_nbits_and_sensor_set_the_scale(sample_paths, tmp_path):
+    pan, ms = sample_paths
+    ms11 = str(tmp_path / "ms11.tif")
+    gdal.Translate(ms11, ms, creationOptions=["NBITS=15"])
+    assert inspect_pair(pan, ms11).scale == 2 ** 15 - 1
+    assert inspect_pair(pan, ms, sensor="WorldView-2").scale == 2047
+    assert inspect_pair(pan, ms, sensor="GaoFen-2").scale == 1023
