@@ -1,0 +1,225 @@
+"""The deep models and the registry the tiled engine uses.
+
+``build(architecture, config, bands)`` makes a network, ``load(path)`` reads a
+``.safetensors`` weights file into a :class:`DeepModel`, the thin per-tile inference
+wrapper: normalised float32 numpy in, (B, H, W) float32 numpy out.
+
+Architectures: ``fose`` (dm1 + e2e + ensemble), ``dm1`` (one-step student), ``dm50``
+(the 50-step teacher), ``e2e`` (the end-to-end CNN), all in :mod:`.fose`; ``ksdiff``
+in :mod:`.ksdiff`.
+
+Project choices:
+- ``halo`` (PAN pixels of context a tile needs) is measured, not derived by hand: the
+  gradient of the centre output pixel of one network evaluation with respect to PAN,
+  LMS and MS on a random probe shows the receptive field, and its radius is the halo.
+  For ``dm50`` this is the radius of one denoiser evaluation (50 chained evaluations
+  widen the theoretical dependence, but their weak far tail is left to the engine's
+  blended overlaps); for ``ksdiff`` it is the backbone's radius with the kernels held
+  fixed, since z and the factor features are formed per tile.
+- Half precision: on CUDA the networks run under float16 autocast; the DDIM
+  arithmetic stays float32 (see :mod:`.diffusion`) and the output is returned float32.
+- Each call draws the diffusion noise from a fresh ``torch.Generator`` seeded with the
+  config's ``seed`` (default 0), so a tile always gives the same output.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import PansharpenError
+from .config import config_from_dict, config_to_dict
+from .fose import E2ENet, Fose, FoseConfig, OneStepStudent, ResidualDenoiser
+from .ksdiff import KSDiff, KSDiffConfig
+from .weights import ARCHITECTURES, build_metadata, load_state, parse_json_field, read_weights, save_weights
+
+__all__ = ["ARCHITECTURES", "DeepModel", "build", "load", "resolve_device", "count_parameters",
+           "describe", "measure_halo", "config_class", "save_weights", "build_metadata",
+           "FoseConfig", "KSDiffConfig"]
+
+_CLASSES = {"fose": Fose, "dm1": OneStepStudent, "dm50": ResidualDenoiser, "e2e": E2ENet, "ksdiff": KSDiff}
+_DIFFUSION = ("fose", "dm1", "dm50", "ksdiff")  # take a noise generator
+
+
+def config_class(architecture: str):
+    _check_architecture(architecture)
+    return KSDiffConfig if architecture == "ksdiff" else FoseConfig
+
+
+def _check_architecture(architecture: str) -> None:
+    if architecture not in ARCHITECTURES:
+        raise PansharpenError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+
+
+def build(architecture: str, config: Optional[dict] = None, bands: int = 4) -> nn.Module:
+    """A freshly initialised network; ``config`` overrides the default sizes (dict or "tiny")."""
+    _check_architecture(architecture)
+    cls = config_class(architecture)
+    if config == "tiny":
+        cfg = cls.tiny(bands)
+    elif isinstance(config, (FoseConfig, KSDiffConfig)):
+        cfg = config_from_dict(cls, config_to_dict(config))
+    else:
+        cfg = config_from_dict(cls, config, bands=None if config and "bands" in config else bands)
+    return _CLASSES[architecture](cfg)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def describe(model: nn.Module) -> str:
+    """One line per child module with its parameter count, then the total."""
+    lines = [f"{name:<20} {count_parameters(child):>10,}" for name, child in model.named_children()
+             if count_parameters(child)]
+    return "\n".join(lines + [f"{'total':<20} {count_parameters(model):>10,}"])
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" -> CUDA when available, else CPU; an explicit "cuda" without CUDA is an error."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise PansharpenError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PansharpenError(f"device {device!r} was requested but this PyTorch has no usable CUDA "
+                              "(no GPU, driver, or a CPU-only build); use --device cpu or auto")
+    if dev.type not in ("cpu", "cuda"):
+        raise PansharpenError(f"device {device!r} is not supported; use auto, cpu or cuda[:N]")
+    return dev
+
+
+def measure_halo(model: nn.Module, bands: int, ratio: int, start: int = 64, limit: int = 1024) -> int:
+    """Receptive-field radius (PAN pixels, rounded up) of ``model.probe`` (see module doc)."""
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(1234)
+    size = start
+    was_training = model.training
+    model.eval()
+    try:
+        while True:
+            size = int(math.ceil(size / (32 * ratio))) * 32 * ratio
+            radius = _probe_radius(model, bands, ratio, size, gen, device)
+            if radius < size // 2 - 2 * ratio or size >= limit:
+                return int(radius)
+            size *= 2
+    finally:
+        model.train(was_training)
+
+
+def _probe_radius(model, bands, ratio, size, gen, device) -> int:
+    c = size // 2
+    # gradients are needed even when the caller is inside torch.inference_mode / no_grad
+    with torch.inference_mode(False), torch.enable_grad():
+        pan = torch.rand(1, 1, size, size, generator=gen).to(device).requires_grad_()
+        lms = torch.rand(1, bands, size, size, generator=gen).to(device).requires_grad_()
+        ms = torch.rand(1, bands, size // ratio, size // ratio, generator=gen).to(device).requires_grad_()
+        model.probe(pan, lms, ms)[0, :, c, c].sum().backward()
+    model.zero_grad(set_to_none=True)
+    radius = 0
+    for grad, step in ((pan.grad, 1), (lms.grad, 1), (ms.grad, ratio)):
+        if grad is None:
+            continue
+        rows, cols = torch.nonzero(grad.abs().sum((0, 1)) > 0, as_tuple=True)
+        if len(rows):
+            # an MS pixel i covers PAN pixels i*r .. i*r + r - 1
+            far = torch.cat([(rows * step - c).abs(), (rows * step + step - 1 - c).abs(),
+                             (cols * step - c).abs(), (cols * step + step - 1 - c).abs()])
+            radius = max(radius, int(far.max()))
+    return radius
+
+
+def parse_metadata(metadata: dict) -> dict:
+    """File metadata (all strings) -> Python values: JSON fields decoded, ratio int, scale float."""
+    out = dict(metadata)
+    for key in ("config", "bands", "quality"):
+        if isinstance(out.get(key), str):
+            try:
+                out[key] = json.loads(out[key])
+            except json.JSONDecodeError as exc:
+                raise PansharpenError(f"weights metadata {key!r} is not valid JSON ({exc})") from exc
+    if "ratio" in out:
+        out["ratio"] = int(out["ratio"])
+    if "scale" in out:
+        out["scale"] = float(out["scale"])
+    return out
+
+
+class DeepModel:
+    """Per-tile inference: normalised numpy PAN (H, W), LMS (B, H, W), MS (B, h, w) -> (B, H, W).
+
+    ``metadata`` holds the file's metadata decoded (``bands`` a list, ``config`` and
+    ``quality`` dicts, ``ratio`` int, ``scale`` float).
+    """
+
+    def __init__(self, model: nn.Module, architecture: str, metadata: dict, device: Union[str, torch.device] = "auto"):
+        _check_architecture(architecture)
+        self.architecture = architecture
+        self.metadata = parse_metadata(metadata)
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.bands = model.config.bands
+        self.seed = int(getattr(model.config, "seed", 0))
+        self.ratio = int(self.metadata.get("ratio", 4))
+        self._halo: Optional[int] = None
+
+    @property
+    def halo(self) -> int:
+        """PAN pixels of context a tile needs; measured on first use (a fraction of a second)."""
+        if self._halo is None:
+            self._halo = measure_halo(self.model, self.bands, self.ratio)
+        return self._halo
+
+    def __call__(self, pan: np.ndarray, lms: np.ndarray, ms: np.ndarray) -> np.ndarray:
+        self._check_shapes(pan, lms, ms)
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(self.device)
+        pan_t, lms_t, ms_t = t(pan)[None], t(lms), t(ms)
+        kwargs = {}
+        if self.architecture in _DIFFUSION:
+            kwargs["generator"] = torch.Generator().manual_seed(self.seed)
+        with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=self.device.type == "cuda"):
+            out = self.model(pan_t, lms_t, ms_t, **kwargs)
+        return out[0].float().cpu().numpy()
+
+    def _check_shapes(self, pan: np.ndarray, lms: np.ndarray, ms: np.ndarray) -> None:
+        if pan.ndim != 2 or lms.ndim != 3 or ms.ndim != 3:
+            raise PansharpenError(f"{self.architecture}: expected PAN (H, W), LMS (B, H, W), MS (B, h, w); "
+                                  f"got {pan.shape}, {lms.shape}, {ms.shape}")
+        if lms.shape[1:] != pan.shape:
+            raise PansharpenError(f"{self.architecture}: LMS {lms.shape[1:]} is not on the PAN grid {pan.shape}")
+        if lms.shape[0] != self.bands or ms.shape[0] != self.bands:
+            raise PansharpenError(f"{self.architecture} weights are for {self.bands} bands, the image has "
+                                  f"{ms.shape[0]}; use weights trained for this sensor's band count")
+        if pan.shape[0] % self.ratio or pan.shape[1] % self.ratio:
+            raise PansharpenError(f"{self.architecture}: tile {pan.shape} is not a multiple of the ratio {self.ratio}")
+        if tuple(d * self.ratio for d in ms.shape[1:]) != pan.shape:
+            raise PansharpenError(f"{self.architecture}: MS tile {ms.shape[1:]} times the ratio {self.ratio} "
+                                  f"is not the PAN tile {pan.shape}")
+
+
+def load(path: str, device: str = "auto", architecture: Optional[str] = None) -> DeepModel:
+    """Read a ``.safetensors`` weights file into a ready :class:`DeepModel`.
+
+    ``architecture``, when given, must match the file's (e.g. ``--method e2e`` with a
+    Fose file is refused rather than silently running another model).
+    """
+    dev = resolve_device(device)
+    tensors, metadata = read_weights(path)
+    arch = metadata["architecture"]
+    if architecture is not None and architecture != arch:
+        raise PansharpenError(f"weights file {path} holds a {arch!r} model, not {architecture!r}; "
+                              f"use --method {arch} or weights made for {architecture}")
+    config = parse_json_field(metadata, "config", path)
+    bands = parse_json_field(metadata, "bands", path)
+    model = build(arch, config)
+    if isinstance(bands, list) and len(bands) != model.config.bands:
+        raise PansharpenError(f"weights file {path}: metadata lists {len(bands)} band names but the "
+                              f"config has {model.config.bands} bands")
+    load_state(model, tensors, arch, path)
+    return DeepModel(model, arch, metadata, dev)

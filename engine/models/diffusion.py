@@ -1,0 +1,120 @@
+"""Shared diffusion parts: cosine schedule, forward noising, DDIM with x0 prediction.
+
+Both methods use the same machinery: Fose's teacher diffuses the residual image
+HRMS - LMS, KSDiff diffuses a small latent prior z. Everything here is written for
+"x0 prediction" (the network returns the clean sample, DESIGN.md 1.1 and 1.2).
+
+References
+- Cosine schedule: Nichol & Dhariwal, "Improved DDPM" (2021), eq. 17:
+  alpha_bar(t) = f(t) / f(0), f(t) = cos(((t/T + s) / (1 + s)) * pi/2)^2, s = 0.008,
+  beta_t = 1 - alpha_bar(t) / alpha_bar(t-1) clipped to at most 0.999.
+- Forward process: q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I).
+- DDIM (Song et al. 2021, eq. 12) with eta = 0, written with the predicted x0:
+  eps_hat = (x_t - sqrt(ab_t) x0_hat) / sqrt(1 - ab_t),
+  x_prev = sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev) eps_hat.
+- Sinusoidal timestep embedding: Vaswani et al. (2017) / Ho et al. (2020).
+
+Project choices (the papers are silent):
+- DDIM timesteps are ``round(linspace(T-1, 0, steps))``: the first step always starts
+  from pure noise at t = T-1 and the last one lands on t = 0, then returns x0_hat
+  (ab_prev = 1 after the last step). One step is therefore "x0_hat(x_T, T-1)".
+- Randomness only comes from a caller-given ``torch.Generator`` on the CPU; the noise
+  is drawn on the CPU and moved to the device, so a seed gives the same noise on CPU
+  and CUDA.
+- The sampler's arithmetic is float32 even when the network runs under float16
+  autocast (the square roots of ab near 0 and 1 are where half precision hurts).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence
+
+import torch
+
+DEFAULT_TIMESTEPS = 1000
+COSINE_OFFSET = 0.008  # s in Nichol & Dhariwal eq. 17
+MAX_BETA = 0.999  # their clipping of beta_t, prevents a singularity at t = T
+
+# model_fn(x_t, t) -> x0_hat, where t is a (N,) long tensor of timesteps.
+X0Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cosine_alphas_cumprod(timesteps: int = DEFAULT_TIMESTEPS, s: float = COSINE_OFFSET) -> torch.Tensor:
+    """alpha_bar_t for t = 1..T (index 0..T-1) of the cosine schedule, float64.
+
+    Built from the clipped betas as in the paper, so alpha_bar is the cumulative
+    product of (1 - beta_t) and decreases strictly from ~1 to ~0.
+    """
+    steps = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
+    f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+    betas = torch.clamp(1 - f[1:] / f[:-1], max=MAX_BETA)
+    return torch.cumprod(1 - betas, dim=0)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of integer timesteps, (N,) -> (N, dim) float32."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    if dim % 2:
+        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=1)
+    return emb
+
+
+def ddim_timesteps(steps: int, timesteps: int = DEFAULT_TIMESTEPS) -> list[int]:
+    """Descending timesteps visited by a DDIM sampler with ``steps`` evaluations."""
+    if not 1 <= steps <= timesteps:
+        raise ValueError(f"DDIM steps must be between 1 and {timesteps}, got {steps}")
+    grid = torch.linspace(timesteps - 1, 0, steps, dtype=torch.float64).round().long()
+    return [int(v) for v in grid]
+
+
+def seeded_noise(shape: Sequence[int], generator: Optional[torch.Generator], device: torch.device | str = "cpu") -> torch.Tensor:
+    """Standard normal noise drawn on the CPU (reproducible across devices)."""
+    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32).to(device)
+
+
+class CosineDiffusion:
+    """The noise schedule plus the two operations the models need: q_sample and DDIM."""
+
+    def __init__(self, timesteps: int = DEFAULT_TIMESTEPS):
+        self.timesteps = timesteps
+        self.alphas_cumprod = cosine_alphas_cumprod(timesteps)
+
+    def _ab(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        ab = self.alphas_cumprod.to(like.device)[t.to(like.device)].float()
+        return ab.view(-1, *([1] * (like.dim() - 1)))
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Draw x_t ~ q(x_t | x0) with the given noise (t: (N,) long)."""
+        ab = self._ab(t, x0)
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+    def ddim_step(self, x_t: torch.Tensor, x0_hat: torch.Tensor, t: int, t_prev: Optional[int]) -> torch.Tensor:
+        """One deterministic DDIM update from t to t_prev (None = the clean sample)."""
+        if t_prev is None:
+            return x0_hat
+        ab_t = float(self.alphas_cumprod[t])
+        ab_prev = float(self.alphas_cumprod[t_prev])
+        eps_hat = (x_t - math.sqrt(ab_t) * x0_hat) / math.sqrt(1 - ab_t)
+        return math.sqrt(ab_prev) * x0_hat + math.sqrt(1 - ab_prev) * eps_hat
+
+    def ddim_sample(
+        self,
+        model_fn: X0Predictor,
+        shape: Sequence[int],
+        steps: int,
+        generator: Optional[torch.Generator] = None,
+        device: torch.device | str = "cpu",
+        noise: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Sample with ``steps`` network evaluations, eta = 0, from seeded noise x_T."""
+        x = noise.float().to(device) if noise is not None else seeded_noise(shape, generator, device)
+        schedule = ddim_timesteps(steps, self.timesteps)
+        for i, t in enumerate(schedule):
+            t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+            x0_hat = model_fn(x, t_batch).float()
+            t_prev = schedule[i + 1] if i + 1 < len(schedule) else None
+            x = self.ddim_step(x, x0_hat, t, t_prev)
+        return x
