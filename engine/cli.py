@@ -2,6 +2,7 @@
 
     pansharpen sharpen PAN MS OUT [--method NAME] [--tile N] [--overlap N] [--device D]
     pansharpen methods
+    pansharpen models
     pansharpen evaluate --pan P --ms M --methods a,b --protocol reduced|full [--sensor S] [--json OUT]
     pansharpen score FUSED (--reference GT | --pan P --ms M) [--json OUT]
     pansharpen train ...      (see training/cli.py)
@@ -57,6 +58,13 @@ def _methods(args) -> int:
     for m in list_methods():
         state = "" if m.available else f"  [unavailable: {m.why_unavailable}]"
         print(f"{m.name:12s} {m.kind:9s} {m.summary}{state}")
+    return 0
+
+
+def _models(args) -> int:
+    from .families import format_models, shipped_models
+
+    print(format_models(shipped_models()))
     return 0
 
 
@@ -116,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("methods", help="list the methods and whether they are available")
     p.set_defaults(run=_methods)
+
+    p = sub.add_parser("models", help="list the shipped models (family, bands, ratio, quality)")
+    p.set_defaults(run=_models)
 
     p = sub.add_parser("evaluate", help="quality indices of methods on a real PAN/MS pair")
     p.add_argument("--pan", required=True, help="PAN raster, or a .mat pair (I_PAN, I_MS)")

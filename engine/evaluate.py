@@ -136,6 +136,22 @@ def evaluate(pan: str, ms: str, methods: list[str], *, protocol: str = "reduced"
     if not methods:
         raise PansharpenError("No methods given: list them, e.g. --methods brovey,gsa,mtf-glp-hpm.")
     pair = load_pair(pan, ms, pan_band, sensor)
+    report = evaluate_pair(pair, methods, protocol=protocol, weights=weights, device=device,
+                           tile=tile, overlap=overlap, progress=progress)
+    return {"protocol": report.pop("protocol"), "pan": pan, "ms": ms, **report}
+
+
+def evaluate_pair(pair: Pair, methods: list[str], *, protocol: str = "reduced", weights=None,
+                  device: str = "auto", tile: int = 512, overlap: int = 32, progress=None,
+                  external: dict | None = None, fused_out: dict | None = None) -> dict:
+    """Score methods on an in-memory pair (see module doc); a JSON-ready report.
+
+    ``weights``: one file for every deep method, or a dict method -> file.
+    ``external``: more methods as functions ``f(run_pair) -> (B, H, W) DN`` (e.g. another
+    tool), scored the same way. ``fused_out``, when given, receives each fused image.
+    """
+    if protocol not in ("reduced", "full"):
+        raise PansharpenError(f"Unknown protocol {protocol!r}: use reduced or full.")
     r = pair.ratio
     if protocol == "reduced":
         pair = _crop_to(pair, r * r)
@@ -146,15 +162,23 @@ def evaluate(pan: str, ms: str, methods: list[str], *, protocol: str = "reduced"
         pair = _crop_to(pair, r)
         run_pair = pair
     report = {
-        "protocol": protocol, "pan": pan, "ms": ms, "ratio": r, "sensor": pair.sensor,
+        "protocol": protocol, "ratio": r, "sensor": pair.sensor,
         "scale": pair.scale, "size": list(run_pair.pan.shape), "eval_tile": EVAL_TILE,
         "border": 0 if protocol == "reduced" else FULL_BORDER, "methods": {},
     }
-    for name in methods:
+    runners = {name: None for name in methods}
+    runners.update(external or {})
+    for name, runner in runners.items():
         start = time.perf_counter()
-        fused = sharpen_arrays(run_pair, name, weights=weights, device=device, tile=tile,
-                               overlap=overlap, progress=progress(name) if progress else None)
+        if runner is not None:
+            fused = np.asarray(runner(run_pair), dtype=np.float32)
+        else:
+            file = weights.get(name) if isinstance(weights, dict) else weights
+            fused = sharpen_arrays(run_pair, name, weights=file, device=device, tile=tile,
+                                   overlap=overlap, progress=progress(name) if progress else None)
         seconds = time.perf_counter() - start
+        if fused_out is not None:
+            fused_out[name] = fused
         if protocol == "reduced":
             whole = quality.reduced_indices(fused, target, r)
             mean = tiles_mean(lambda f, t: quality.reduced_indices(f, t, r), fused, target, tile=EVAL_TILE)

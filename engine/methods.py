@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .classical import CLASSICAL
 from .errors import PansharpenError
+from .families import DEFAULT_WEIGHTS_DIR, choose_model, weights_dir
 
 DEEP = {
     "fose": "Fose: one-step distilled diffusion fused with an end-to-end network (best quality/speed).",
@@ -22,7 +23,7 @@ DEEP = {
     "dm50": "Fose's teacher diffusion model, 50 DDIM steps (slow; for comparison).",
 }
 DEFAULT_CLASSICAL = "mtf-glp-hpm"
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "resources" / "weights"
+WEIGHTS_DIR = DEFAULT_WEIGHTS_DIR  # the shipped folder; families.weights_dir() honours the override
 TORCH_HELP = (
     "install PyTorch into the Python that runs QGIS: on Linux `python3 -m pip install "
     "--user torch` (or in the venv QGIS uses); on Windows, in the OSGeo4W Shell, "
@@ -45,8 +46,8 @@ def torch_available() -> bool:
 
 
 def shipped_weights(architecture: str) -> list[Path]:
-    """Shipped weights files for an architecture (``resources/weights/<family>-<arch>.safetensors``)."""
-    return sorted(WEIGHTS_DIR.glob(f"*-{architecture}.safetensors"))
+    """Shipped weights files for an architecture (``<weights dir>/<family>-<arch>.safetensors``)."""
+    return sorted(weights_dir().glob(f"*-{architecture}.safetensors"))
 
 
 def list_methods() -> list[MethodInfo]:
@@ -68,8 +69,11 @@ def method_names() -> list[str]:
 
 
 def default_method(info=None) -> str:
-    """The method used when the user asks for "auto": the best one that fits the inputs."""
-    return DEFAULT_CLASSICAL
+    """The method used when the user asks for "auto": the best one that fits the inputs
+    (``families.choose_model``: a shipped model of the pair's family, else classical)."""
+    if info is None:
+        return DEFAULT_CLASSICAL
+    return choose_model(info).method
 
 
 class ClassicalTileMethod:
@@ -98,17 +102,34 @@ def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
     if not torch_available():
         raise PansharpenError(f"The {name} method needs PyTorch: {TORCH_HELP}.")
     if weights is None:
-        files = shipped_weights(name)
-        if not files:
-            raise PansharpenError(
-                f"No shipped {name} model: give a weights file (.safetensors) with --weights."
-            )
-        weights = str(files[0])
+        weights = _shipped_for(name, ratio, bands, sensor)
     from .models import load
+    from .radiometry import kind_of
 
     model = load(weights, device=device)
     _check_model_fits(model, name, ratio, bands)
+    # how the engine normalises this model's tiles (see radiometry)
+    model.normalisation = kind_of(model.metadata.get("normalisation"))
     return model
+
+
+def _shipped_for(name: str, ratio: int, bands: int, sensor: str | None) -> str:
+    """The shipped weights of ``name`` for the pair's family, or a clear refusal."""
+    from types import SimpleNamespace
+
+    choice = choose_model(SimpleNamespace(bands=bands, ratio=ratio, sensor=sensor), name)
+    if choice.weights:
+        return choice.weights
+    files = shipped_weights(name)
+    if not files:
+        raise PansharpenError(
+            f"No shipped {name} model: give a weights file (.safetensors) with --weights."
+        )
+    raise PansharpenError(
+        f"No shipped {name} model fits {bands} bands at ratio {ratio} (shipped: "
+        f"{', '.join(f.name for f in files)}): give your own weights file with --weights, "
+        "or choose a classical method."
+    )
 
 
 def _check_model_fits(model, name: str, ratio: int, bands: int) -> None:

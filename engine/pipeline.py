@@ -9,7 +9,8 @@ from typing import Callable
 from osgeo import gdal
 
 from .errors import PansharpenError
-from .methods import default_method, prepare
+from .families import choose_model
+from .methods import prepare
 from .raster_io import PairInfo, RasterPair, Window
 from .streaming import run_tiled
 from .writer import GeoTiffWriter, check_output
@@ -66,9 +67,13 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
     info = pair.info()
     for warning in info.warnings:
         say(warning)
-    name = default_method(info) if request.method in ("auto", "", None) else request.method
+    weights, name = request.weights, request.method
+    if name in ("auto", "", None):
+        choice = choose_model(info)
+        say(choice.reason)
+        name, weights = choice.method, choice.weights
     method = prepare(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
-                     weights=request.weights, device=request.device)
+                     weights=weights, device=request.device)
     say(f"{name}: {pair.window.width} x {pair.window.height} pixels, ratio {pair.ratio}, "
         f"{pair.bands} bands, tiles of {request.tile} with {request.overlap} overlap.")
     data_type = "Float32" if request.float32 else info.data_type

@@ -95,12 +95,14 @@ def _fill(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return data
 
 
-def read_tile(source: Source, tile: Tile, halo: int):
+def read_tile(source: Source, tile: Tile, halo: int, scene=None):
     """Normalised (pan, lms, ms) around a tile, the valid mask, and where the tile sits.
 
     The window starts and ends on MS pixel boundaries so that pan, lms and ms cover the
     same ground; returns (pan, lms, ms, valid, (dy, dx)) with (dy, dx) the tile's
-    offset inside the window.
+    offset inside the window. Normalisation: the source's constant ``pan_scale`` and
+    ``scale``, or, given ``scene`` (a ``radiometry.SceneNormalisation``), its per-band
+    scene statistics.
     """
     r = source.ratio
     px, py = source.ms_phase
@@ -117,29 +119,52 @@ def read_tile(source: Source, tile: Tile, halo: int):
     pan, pan_valid = source.read_pan(rows, cols)
     valid = pan_valid & np.repeat(np.repeat(ms_valid, r, axis=0), r, axis=1)
     pan = _fill(pan, pan_valid)
+    where = (tile.y0 - rows[0], tile.x0 - cols[0])
+    if scene is not None:
+        return (scene.normalise_pan(pan), scene.normalise_ms(lms), scene.normalise_ms(ms),
+                valid, where)
     scale = np.float32(source.scale)
-    return (pan / np.float32(source.pan_scale), lms / scale, ms / scale, valid,
-            (tile.y0 - rows[0], tile.x0 - cols[0]))
+    return pan / np.float32(source.pan_scale), lms / scale, ms / scale, valid, where
+
+
+def scene_normalisation(source: Source, method):
+    """The scene statistics when ``method.normalisation`` (else its weights metadata)
+    says "scene" (deep models trained that way), else None: the constant scale."""
+    from .radiometry import SceneNormalisation, kind_of
+
+    kind = getattr(method, "normalisation", None)
+    if kind is None:
+        kind = kind_of(getattr(method, "metadata", {}).get("normalisation"))
+    if kind != "scene":
+        return None
+
+    return SceneNormalisation.from_source(source)
 
 
 def run_tiled(source: Source, method, height: int, width: int, sink: CellSink, *,
               tile: int = 512, overlap: int = 32,
-              progress: Progress | None = None, cancelled: IsCancelled | None = None) -> None:
+              progress: Progress | None = None, cancelled: IsCancelled | None = None,
+              scene=None) -> None:
     """Apply ``method`` over the whole output grid; hand finished cells to ``sink``.
 
     ``sink(y0, x0, values (B, h, w) in digital numbers, valid (h, w))`` receives each
-    output cell once, in row-major order of completion.
+    output cell once, in row-major order of completion. A method whose
+    ``normalisation`` is "scene" gets per-band scene statistics (computed once here
+    unless ``scene`` gives them) for every tile; others the constant scale.
     """
     grid = TileGrid(height, width, tile, overlap)
     blender = grid.blender()
     scale = np.float32(source.scale)
+    if scene is None:
+        scene = scene_normalisation(source, method)
     for done, t in enumerate(grid):
         if cancelled is not None and cancelled():
             raise Cancelled("Cancelled by the user; nothing was written.")
-        pan, lms, ms, valid, (dy, dx) = read_tile(source, t, method.halo)
+        pan, lms, ms, valid, (dy, dx) = read_tile(source, t, method.halo, scene)
         out = method(pan, lms, ms)
         h, w = t.y1 - t.y0, t.x1 - t.x0
-        out = out[:, dy:dy + h, dx:dx + w] * scale
+        out = out[:, dy:dy + h, dx:dx + w]
+        out = scene.denormalise_ms(out) if scene is not None else out * scale
         mask = valid[None, dy:dy + h, dx:dx + w].astype(np.float32)
         stacked = np.concatenate([out * mask, mask])
         for y0, x0, cell in blender.add(t, stacked):

@@ -61,7 +61,8 @@ def run_stages(args) -> list:
     train, val = load_training_data(
         data_paths(config, args.data), val_fraction=data.get("val_fraction", 0.2),
         patch=data.get("patch", 64), stride=data.get("stride", 32),
-        crop=data.get("crop") or None, validation=args.validation)
+        crop=data.get("crop") or None, validation=args.validation,
+        normalisation=data.get("normalisation", "scale"))
     dist = init_distributed(args.device)
     resume = ("auto" if len(stages) > 1 else True) if args.resume else False
     run = Run(config, train, val, Path(args.out), resume=resume, dist=dist,

@@ -16,6 +16,14 @@ cut. Patch files without geography (HDF5, WV3 ``train.mat``) are split by patch 
 the last ``val_fraction`` of the patches are validation (PanCollection ships separate
 validation files; pass one as ``validation`` to use it instead).
 
+Normalisation: by default every array is divided by the constant scale (sensor, NBITS
+or data type). With ``normalisation="scene"`` (config ``[data] normalisation``) the
+patches are mapped per band by the scene's own statistics, as the engine does for
+models trained so (``engine.radiometry``): the statistics come from the degraded
+inputs of each region (PAN_lr and MS_lr, i.e. what inference would see) and apply to
+inputs and ground truth alike; ``PatchSet.norm`` keeps them for validation. Patch
+files without a scene take the statistics of all their degraded patches together.
+
 Augmentation: the eight elements of the dihedral group (flips and 90-degree
 rotations), applied identically to all four arrays of a patch, chosen per sample by the
 trainer's step-keyed generator (see ``trainer.BatchPlan``) so runs are reproducible.
@@ -48,6 +56,7 @@ class PatchSet:
     ratio: int
     sensor: str | None = None
     source: str = ""
+    norm: object | None = None  # engine.radiometry.SceneNormalisation of values / scale
 
     def __len__(self) -> int:
         return int(self.pan.shape[0])
@@ -59,7 +68,7 @@ class PatchSet:
     def subset(self, index: Sequence[int] | slice) -> "PatchSet":
         pick = (lambda a: None if a is None else a[index])
         return PatchSet(pick(self.gt), pick(self.lms), pick(self.ms), pick(self.pan),
-                        self.scale, self.ratio, self.sensor, self.source)
+                        self.scale, self.ratio, self.sensor, self.source, self.norm)
 
     def batch(self, index: torch.Tensor, ops: torch.Tensor | None = None) -> dict:
         """Stack the patches ``index``; ``ops`` (same length, 0..7) picks the dihedral
@@ -217,14 +226,15 @@ def split_columns(ms_width: int, ratio: int, val_fraction: float, patch: int = 6
 
 
 def wald_patches(scene: ScenePair, patch: int = 64, stride: int = 32,
-                 region: tuple[int, int] | None = None) -> PatchSet:
+                 region: tuple[int, int] | None = None, normalisation: str = "scale") -> PatchSet:
     """Wald-protocol patches of one column region [c0, c1) of the MS grid.
 
     The MS crop is the ground truth; its PAN crop and itself are degraded by the ratio
     (engine.mtf.wald_degrade) and the degraded MS is upsampled into the LMS
     (engine.upsample.upsample). Patches are ``patch`` x ``patch`` on the ground-truth
     grid at positions that are multiples of the ratio (so each has an exact MS patch of
-    patch/ratio), every ``stride`` pixels, inside the region only."""
+    patch/ratio), every ``stride`` pixels, inside the region only. ``normalisation``:
+    "scale" (constant) or "scene" (module doc)."""
     from ..engine.mtf import wald_degrade
     from ..engine.upsample import upsample
 
@@ -252,17 +262,62 @@ def wald_patches(scene: ScenePair, patch: int = 64, stride: int = 32,
             pan_p.append(pan_lr[None, y:y + patch, x:x + patch])
             ms_p.append(ms_lr[:, y // r:y // r + q, x // r:x // r + q])
     f = lambda items: torch.from_numpy(np.stack(items).astype(np.float32) / scene.scale)
-    return PatchSet(f(gt_p), f(lms_p), f(ms_p), f(pan_p), scene.scale, r, scene.sensor,
-                    f"{scene.source} MS columns [{c0}, {c1})")
+    out = PatchSet(f(gt_p), f(lms_p), f(ms_p), f(pan_p), scene.scale, r, scene.sensor,
+                   f"{scene.source} MS columns [{c0}, {c1})")
+    if _check_normalisation(normalisation) == "scene":
+        from ..engine.radiometry import SceneNormalisation
+
+        norm = SceneNormalisation.from_arrays(pan_lr / scene.scale, ms_lr / scene.scale)
+        out = apply_scene_normalisation(out, norm)
+    return out
+
+
+NORMALISATIONS = ("scale", "scene")
+
+
+def _check_normalisation(name: str) -> str:
+    if name not in NORMALISATIONS:
+        raise PansharpenError(f"[data] normalisation {name!r} is unknown; use one of "
+                              f"{', '.join(NORMALISATIONS)}")
+    return name
+
+
+def apply_scene_normalisation(patches: PatchSet, norm=None) -> PatchSet:
+    """Map constant-scaled patches by scene statistics (``norm``, else those of all the
+    patches' degraded inputs together); the result keeps ``norm`` for validation."""
+    from ..engine.radiometry import SceneNormalisation
+
+    if norm is None:
+        pan = patches.pan.numpy()[:, 0]  # (N, H, W): the statistics see N stacked images
+        ms = np.moveaxis(patches.ms.numpy(), 1, 0).reshape(patches.bands, len(patches), -1)
+        norm = SceneNormalisation.from_arrays(pan.reshape(len(patches), -1), ms)
+    ms_map = lambda t: None if t is None else torch.from_numpy(norm.normalise_ms(t.numpy()))
+    return PatchSet(ms_map(patches.gt), ms_map(patches.lms), ms_map(patches.ms),
+                    torch.from_numpy(norm.normalise_pan(patches.pan.numpy())),
+                    patches.scale, patches.ratio, patches.sensor, patches.source, norm)
+
+
+def concat(sets: Sequence[PatchSet]) -> PatchSet:
+    """Several training sets as one (same ratio and bands). ``norm`` is dropped: each
+    part was already normalised by its own statistics; validation uses its own set."""
+    first = sets[0]
+    for other in sets[1:]:
+        if (other.ratio, other.bands) != (first.ratio, first.bands):
+            raise PansharpenError(f"cannot train on {first.source} and {other.source} together: "
+                                  f"ratio/bands {first.ratio}/{first.bands} vs {other.ratio}/{other.bands}")
+    cat = lambda name: (None if any(getattr(p, name) is None for p in sets)
+                        else torch.cat([getattr(p, name) for p in sets]))
+    return PatchSet(cat("gt"), cat("lms"), cat("ms"), cat("pan"), first.scale, first.ratio,
+                    first.sensor, " + ".join(p.source for p in sets))
 
 
 def region_split(scene: ScenePair, val_fraction: float = 0.2, patch: int = 64,
-                 stride: int = 32) -> tuple[PatchSet, PatchSet]:
+                 stride: int = 32, normalisation: str = "scale") -> tuple[PatchSet, PatchSet]:
     """(training, validation) patches; validation is the right-most column strip, cut
     before degradation, with non-overlapping patches (stride = patch)."""
     cut = split_columns(scene.ms.shape[2], scene.ratio, val_fraction, patch)
-    train = wald_patches(scene, patch, stride, (0, cut))
-    val = wald_patches(scene, patch, patch, (cut, scene.ms.shape[2]))
+    train = wald_patches(scene, patch, stride, (0, cut), normalisation)
+    val = wald_patches(scene, patch, patch, (cut, scene.ms.shape[2]), normalisation)
     return train, val
 
 
@@ -275,14 +330,18 @@ def index_split(patches: PatchSet, val_fraction: float) -> tuple[PatchSet, Patch
 
 def load_training_data(paths: Sequence[str | Path], *, val_fraction: float = 0.2,
                        patch: int = 64, stride: int = 32, crop: int | None = None,
-                       validation: str | Path | None = None, sensor: str | None = None
-                       ) -> tuple[PatchSet, PatchSet]:
+                       validation: str | Path | None = None, sensor: str | None = None,
+                       normalisation: str = "scale") -> tuple[PatchSet, PatchSet]:
     """(training, validation) from what the user names.
 
     ``paths``: one ``.h5``/``.hdf5`` (PanCollection), one ``.mat`` (ready patches or a
     GRIP pair), or two GeoTIFFs (PAN then MS). ``crop`` keeps the top-left
-    crop x crop MS pixels of a pair (for quick runs and tests)."""
+    crop x crop MS pixels of a pair (for quick runs and tests). ``normalisation``:
+    "scale" (constant, the default) or "scene" (module doc)."""
+    _check_normalisation(normalisation)
     paths = [Path(p) for p in paths]
+    scene_norm = (lambda pair: tuple(apply_scene_normalisation(p) for p in pair)) \
+        if normalisation == "scene" else (lambda pair: pair)
     for p in paths:
         if not p.exists():
             raise PansharpenError(f"training data {p} does not exist; pass --data with "
@@ -292,15 +351,16 @@ def load_training_data(paths: Sequence[str | Path], *, val_fraction: float = 0.2
     elif len(paths) == 1 and paths[0].suffix.lower() in (".h5", ".hdf5"):
         train = read_pancollection(paths[0], sensor=sensor)
         if validation is not None:
-            return train, read_pancollection(validation, scale=train.scale, sensor=sensor)
-        return index_split(train, val_fraction)
+            return scene_norm((train, read_pancollection(validation, scale=train.scale,
+                                                         sensor=sensor)))
+        return scene_norm(index_split(train, val_fraction))
     elif len(paths) == 1 and paths[0].suffix.lower() == ".mat":
         from scipy.io import whosmat
 
         names = {name for name, _, _ in whosmat(str(paths[0]))}
         if {"ms", "lms", "pan"} <= names:
-            return index_split(read_mat_patches(paths[0], sensor=sensor or "WV3"),
-                               val_fraction)
+            return scene_norm(index_split(read_mat_patches(paths[0], sensor=sensor or "WV3"),
+                                          val_fraction))
         scene = read_mat_pair(paths[0])
     else:
         raise PansharpenError(f"cannot read training data from {[str(p) for p in paths]}: "
@@ -309,4 +369,4 @@ def load_training_data(paths: Sequence[str | Path], *, val_fraction: float = 0.2
         r = scene.ratio
         scene.ms = scene.ms[:, :crop, :crop]
         scene.pan = scene.pan[:crop * r, :crop * r]
-    return region_split(scene, val_fraction, patch, stride)
+    return region_split(scene, val_fraction, patch, stride, normalisation)

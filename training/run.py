@@ -88,11 +88,21 @@ class Run:
         """The weights file's metadata (DESIGN.md 4), via engine.models.build_metadata."""
         from ..engine.models import build_metadata
 
-        return build_metadata(
+        meta = build_metadata(
             architecture, config, sensor=self.train.sensor or "unknown",
             bands=self.band_names(), ratio=self.train.ratio, scale=self.train.scale,
             training_data=self.train.source, licence=data_licence(self.train.source),
             quality=quality or {})
+        if self.normalisation == "scene":
+            from ..engine.radiometry import NAME
+
+            meta["normalisation"] = NAME  # the engine then normalises tiles the same way
+        return meta
+
+    @property
+    def normalisation(self) -> str:
+        """``[data] normalisation``: "scale" (constant, default) or "scene"."""
+        return self.config.get("data", {}).get("normalisation", "scale")
 
 
 def save_model(run: Run, name: str, architecture: str, model: nn.Module,

@@ -389,8 +389,8 @@ def validate(predict: Callable[[dict], torch.Tensor], data: PatchSet, batch: int
              device: torch.device, limit: int = 0) -> dict:
     """Mean SAM, ERGAS, Q2n, SCC over the validation patches (engine.quality).
 
-    Predictions are clipped to [0, 1] (the sensor's range; project choice) and
-    de-normalised by the data's scale: the indices work on digital numbers
+    Predictions (mapped back first when the patches are scene-normalised) are clipped
+    to [0, 1] (the sensor's range; project choice) and de-normalised by the data's scale: the indices work on digital numbers
     (DESIGN.md 3). No border is cut: patches are only 64 pixels wide."""
     from ..engine.quality import reduced_indices
 
@@ -401,8 +401,11 @@ def validate(predict: Callable[[dict], torch.Tensor], data: PatchSet, batch: int
     for i in range(0, n, batch):
         index = torch.arange(i, min(i + batch, n))
         b = {k: v.to(device) for k, v in data.batch(index).items()}
-        fused = predict(b).float().clamp(0, 1).cpu().numpy().astype(np.float64) * data.scale
-        ref = b["gt"].cpu().numpy().astype(np.float64) * data.scale
+        fused, ref = predict(b).float().cpu().numpy(), b["gt"].cpu().numpy()
+        if data.norm is not None:  # scene-normalised patches: back to values / scale
+            fused, ref = data.norm.denormalise_ms(fused), data.norm.denormalise_ms(ref)
+        fused = np.clip(fused, 0, 1).astype(np.float64) * data.scale
+        ref = ref.astype(np.float64) * data.scale
         for f, r in zip(fused, ref):
             for key, value in reduced_indices(f, r, data.ratio, border=0).items():
                 sums[key] = sums.get(key, 0.0) + float(value)

@@ -1,0 +1,136 @@
+"""Per-scene, per-band radiometric normalisation for the deep models.
+
+Users bring the same ground as 11-bit DN in 16-bit containers, reflectance x 10000,
+or a linearly stretched 8-bit product. A constant scale (2047, NBITS, the data type)
+gives a network different numbers for each. The deep models therefore see every band
+mapped by robust statistics of the scene itself (project decision)::
+
+    x_norm = (x - lo_b) / (hi_b - lo_b),  lo_b, hi_b = 1st, 99th percentile of band b
+
+over the scene's valid pixels, PAN likewise with its own percentiles, and the output
+is mapped back with the MS statistics. That is invariant to any per-band gain and
+offset (up to clipping and rounding of the stored product), and the statistics are
+computed once per scene, so every tile sees the same mapping (no seams).
+
+Project choices, named: percentiles 1 and 99 (robust to a few saturated or dark
+pixels, unlike min/max); the statistics come from a nearest-neighbour decimated read
+of the whole PAN and the whole MS (not the requested extent), at most ``STATS_SIZE``
+pixels a side (a 10 000-pixel scene gives a 1000-pixel sample,
+plenty for two percentiles, and reads in a fraction of a second); a band with
+hi == lo (constant, or nearly all nodata) keeps hi - lo = 1 so it passes unchanged.
+Classical methods keep the constant scale: they are gain-equivariant already.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+PERCENTILES = (1.0, 99.0)
+STATS_SIZE = 1024
+NAME = "scene-p1-p99"  # recorded in weights metadata as ``normalisation``
+CONSTANT = "scale"  # the engine's constant-scale normalisation (sensor, NBITS, type)
+
+
+@dataclass(frozen=True)
+class SceneNormalisation:
+    """Per-band offset and span of the MS (B,) and of the PAN (scalars)."""
+
+    ms_offset: np.ndarray
+    ms_span: np.ndarray
+    pan_offset: float
+    pan_span: float
+
+    @property
+    def bands(self) -> int:
+        return int(self.ms_offset.shape[0])
+
+    def normalise_ms(self, ms: np.ndarray) -> np.ndarray:
+        """(B, H, W) values -> normalised float32 (any leading shape ending in B, H, W)."""
+        off, span = self._per_band(ms)
+        return ((ms - off) / span).astype(np.float32, copy=False)
+
+    def denormalise_ms(self, ms: np.ndarray) -> np.ndarray:
+        off, span = self._per_band(ms)
+        return (ms * span + off).astype(np.float32, copy=False)
+
+    def normalise_pan(self, pan: np.ndarray) -> np.ndarray:
+        return ((pan - np.float32(self.pan_offset)) / np.float32(self.pan_span)).astype(np.float32, copy=False)
+
+    def _per_band(self, array: np.ndarray):
+        """Offset and span shaped (B, 1, 1): they broadcast over (B, H, W) and (N, B, H, W)."""
+        shape = (self.bands, 1, 1)
+        return (self.ms_offset.astype(np.float32).reshape(shape),
+                self.ms_span.astype(np.float32).reshape(shape))
+
+    @classmethod
+    def from_arrays(cls, pan: np.ndarray, ms: np.ndarray, nodata: float | None = None,
+                    max_size: int = STATS_SIZE) -> "SceneNormalisation":
+        """Statistics of PAN (H, W) and MS (B, h, w) arrays (decimated to ``max_size``)."""
+        pan_s = _decimate(np.asarray(pan), max_size)
+        ms_s = _decimate(np.asarray(ms), max_size)
+        return cls.from_samples(pan_s, _valid(pan_s, nodata), ms_s,
+                                np.all([_valid(b, nodata) for b in ms_s], axis=0))
+
+    @classmethod
+    def from_samples(cls, pan, pan_valid, ms, ms_valid) -> "SceneNormalisation":
+        """Statistics of already decimated samples and their valid masks."""
+        pan_lo, pan_span = _robust_range(pan[pan_valid])
+        ranges = [_robust_range(band[ms_valid]) for band in ms]
+        return cls(np.array([lo for lo, _ in ranges]), np.array([s for _, s in ranges]),
+                   pan_lo, pan_span)
+
+    @classmethod
+    def from_source(cls, source, max_size: int = STATS_SIZE) -> "SceneNormalisation":
+        """Statistics of an engine source: a ``RasterPair`` (decimated GDAL read of the
+        whole PAN band and the whole aligned MS) or anything with ``pan``/``ms`` arrays
+        (``ArraySource``)."""
+        if hasattr(source, "pan_ds"):
+            return _from_raster_pair(source, max_size)
+        return cls.from_arrays(source.pan, source.ms, getattr(source, "nodata", None), max_size)
+
+
+def _robust_range(values: np.ndarray) -> tuple[float, float]:
+    if values.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(values.astype(np.float64), PERCENTILES)
+    span = float(hi - lo)
+    return float(lo), span if span > 0 else 1.0
+
+
+def _decimate(array: np.ndarray, max_size: int) -> np.ndarray:
+    step = max(1, math.ceil(max(array.shape[-2:]) / max_size))
+    return array[..., ::step, ::step]
+
+
+def _valid(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    valid = np.isfinite(data)
+    if nodata is not None:
+        valid &= data != np.float32(nodata)
+    return valid
+
+
+def _read_decimated(band, x0: int, y0: int, width: int, height: int, max_size: int) -> np.ndarray:
+    step = max(1, math.ceil(max(width, height) / max_size))
+    w, h = max(1, width // step), max(1, height // step)
+    return band.ReadAsArray(x0, y0, width, height, buf_xsize=w, buf_ysize=h).astype(np.float32)
+
+
+def _from_raster_pair(pair, max_size: int) -> SceneNormalisation:
+    """The whole PAN band and the whole aligned MS, not the output window: a user who
+    sharpens only a map extent gets the same values there as for the whole scene."""
+    pan_band = pair.pan_ds.GetRasterBand(pair.pan_band_index)
+    pan = _read_decimated(pan_band, 0, 0, pan_band.XSize, pan_band.YSize, max_size)
+    ms_ds = pair.ms_ds
+    ms = np.stack([_read_decimated(ms_ds.GetRasterBand(b + 1), 0, 0, ms_ds.RasterXSize,
+                                   ms_ds.RasterYSize, max_size) for b in range(pair.bands)])
+    ms_valid = np.ones(ms.shape[1:], dtype=bool)
+    for b, nodata in enumerate(pair.ms_nodata):
+        ms_valid &= _valid(ms[b], nodata)
+    return SceneNormalisation.from_samples(pan, _valid(pan, pair.pan_nodata), ms, ms_valid)
+
+
+def kind_of(metadata_value: str | None) -> str:
+    """"scene" for weights recorded with scene statistics, else "scale" (older files)."""
+    return "scene" if metadata_value == NAME else CONSTANT

@@ -1,0 +1,134 @@
+"""Choosing a shipped model for a pair, and listing the shipped models."""
+import numpy as np
+import pytest
+import torch
+from osgeo import gdal, osr
+
+from diffusion_pansharpening.engine.errors import PansharpenError
+from diffusion_pansharpening.engine.families import (ENV_WEIGHTS, choose_model, format_models,
+                                                     shipped_models)
+from diffusion_pansharpening.engine.methods import default_method, list_methods, prepare
+from diffusion_pansharpening.engine.pipeline import SharpenRequest, inspect_pair, sharpen
+from diffusion_pansharpening.engine.radiometry import NAME
+
+from conftest import read_raster
+
+torch.set_num_threads(1)
+
+
+def save_tiny(path, arch, bands, ratio, quality=None):
+    from diffusion_pansharpening.engine.models import build, build_metadata, save_weights
+
+    torch.manual_seed(0)
+    net = build(arch, "tiny", bands=bands)
+    meta = build_metadata(arch, net.config, sensor="LANDSAT8", bands=["blue", "green", "red", "NIR"][:bands]
+                          if bands == 4 else [f"b{i}" for i in range(bands)], ratio=ratio, scale=65535,
+                          training_data="none (fixed seed)", licence="test", quality=quality or {})
+    meta["normalisation"] = NAME
+    save_weights(str(path), net, meta)
+    return path
+
+
+@pytest.fixture
+def weights_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setenv(ENV_WEIGHTS, str(folder))
+    return folder
+
+
+def write(path, data, pixel):
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), data.shape[2], data.shape[1],
+                                              data.shape[0], gdal.GDT_UInt16)
+    shift = 0.5 if pixel > 1 else 0.0
+    ds.SetGeoTransform((500000.0 + shift, pixel, 0, 4000000.0 - shift, 0, -pixel))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    ds.SetProjection(srs.ExportToWkt())
+    for b, band in enumerate(data):
+        ds.GetRasterBand(b + 1).WriteArray(band)
+    ds = None
+    return str(path)
+
+
+@pytest.fixture
+def three_band_ratio4(ikonos, tmp_path):
+    pan, ms = ikonos
+    return (write(tmp_path / "pan3.tif", pan[None, :128, :128], 1),
+            write(tmp_path / "ms3.tif", ms[:3, :32, :32], 4))
+
+
+def test_sample_without_shipped_weights_falls_back_to_classical(sample_paths, weights_dir):
+    choice = choose_model(inspect_pair(*sample_paths))
+    assert (choice.method, choice.weights, choice.family) == ("mtf-glp-hpm", None, "landsat8")
+    assert "no landsat8 model is shipped yet" in choice.reason
+    assert "none shipped yet" in format_models(shipped_models())
+    assert not {m.name: m for m in list_methods()}["fose"].available
+
+
+def test_sample_picks_the_shipped_landsat8_fose_and_runs_it(sample_paths, weights_dir, tmp_path):
+    save_tiny(weights_dir / "landsat8-fose.safetensors", "fose", 4, 2,
+              {"summary": "held-out Landsat-8: Q2n 0.9000"})
+    save_tiny(weights_dir / "vhr4-ksdiff.safetensors", "ksdiff", 4, 4)
+    info = inspect_pair(*sample_paths)
+    choice = choose_model(info)
+    assert (choice.method, choice.family) == ("fose", "landsat8")
+    assert choice.weights.endswith("landsat8-fose.safetensors")
+    assert "4 bands at ratio 2" in choice.reason and "landsat8" in choice.reason
+    assert default_method(info) == "fose"
+    available = {m.name: m.available for m in list_methods()}
+    assert available["fose"] and available["ksdiff"] and not available["dm50"]
+
+    messages = []
+    out = tmp_path / "auto.tif"
+    result = sharpen(SharpenRequest(*sample_paths, str(out), device="cpu"), log=messages.append)
+    assert result.method == "fose"
+    assert choice.reason in messages
+    fused = read_raster(out).astype(np.float64)
+    lms = read_raster(sample_paths[1]).astype(np.float64).repeat(2, 1).repeat(2, 2)
+    # a random tiny model, but in the scene's units: band means near the MS's
+    assert np.allclose(fused.mean(axis=(1, 2)), lms.mean(axis=(1, 2)), rtol=0.5)
+
+    listing = format_models(shipped_models())
+    rows = {line.split()[0]: line for line in listing.splitlines()[1:]}
+    assert rows["landsat8"].split()[1:4] == ["fose", "4", "2"]
+    assert "Q2n 0.9000" in rows["landsat8"]
+    assert rows["vhr4"].split()[1:4] == ["ksdiff", "4", "4"]
+
+
+def test_explicit_method_uses_the_family_file_or_says_none_fits(sample_paths, weights_dir,
+                                                                three_band_ratio4):
+    save_tiny(weights_dir / "vhr4-fose.safetensors", "fose", 4, 4)
+    with pytest.raises(PansharpenError, match="No shipped fose model fits 4 bands at ratio 2"):
+        prepare("fose", ratio=2, bands=4, device="cpu")
+    model = prepare("fose", ratio=4, bands=4, device="cpu")
+    assert model.normalisation == "scene"
+    assert choose_model(inspect_pair(*sample_paths), "gsa").method == "gsa"
+
+
+def test_three_bands_at_ratio_4_fit_no_family(three_band_ratio4, weights_dir):
+    save_tiny(weights_dir / "vhr4-fose.safetensors", "fose", 4, 4)
+    choice = choose_model(inspect_pair(*three_band_ratio4))
+    assert (choice.method, choice.weights, choice.family) == ("mtf-glp-hpm", None, None)
+    assert "No shipped model fits 3 bands at ratio 4" in choice.reason
+    assert "classical method" in choice.reason and "your own weights file" in choice.reason
+
+
+def test_sensor_name_is_reported_band_count_and_ratio_decide():
+    from types import SimpleNamespace
+
+    wv = choose_model(SimpleNamespace(bands=8, ratio=4, sensor="WV3"))
+    assert wv.family == "wv8" and "sensor WV3" in wv.reason
+    odd = choose_model(SimpleNamespace(bands=4, ratio=4, sensor="WV3"))
+    assert odd.family == "vhr4" and "WV3 is not among its training sensors" in odd.reason
+
+
+def test_models_command_lists_the_folder(weights_dir, capsys):
+    from diffusion_pansharpening.engine.cli import main
+
+    assert main(["models"]) == 0
+    assert "none shipped yet" in capsys.readouterr().out
+    save_tiny(weights_dir / "wv8-ksdiff.safetensors", "ksdiff", 8, 4)
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "wv8" in out and "ksdiff" in out and "wv8-ksdiff.safetensors" in out

@@ -1,0 +1,267 @@
+"""Regenerate a family's shipped models from the shared data, with one command.
+
+    python training/recipes/run.py FAMILY [--config cpu|tiny] [--out DIR] [--work DIR]
+                                          [--docs DIR] [--threads N] [--docs-only]
+
+FAMILY is ``landsat8``, ``vhr4`` or ``wv8`` (``training/recipes/FAMILY.toml``). Steps:
+read the family's scene, split it into a training region and a held-out strip (the
+training split of ``training.datasets``), train Fose (4 stages: dm50, dm1, e2e, fose)
+and KSDiff (2 stages) with the training config (``cpu``: the shipped sizes, about an
+hour per pipeline on a 2-core CPU; ``tiny``: seconds, for smoke tests), score every
+method and GDAL's pansharpening on the held-out strip, time a 512 x 512 tile, then
+write into ``--out`` (default ``resources/weights``)::
+
+    <family>-{fose,e2e,dm1,dm50,ksdiff}.safetensors   quality in the metadata
+    <family>-fose.md  <family>-ksdiff.md             model cards
+    <family>-quality.json                            everything measured
+
+and into ``--docs`` (default ``docs``, or ``OUT/docs`` when ``--out`` is given)
+``quality-<family>.png`` and ``quality.md`` (all families found in ``--out``).
+Training runs live in ``--work`` (default ``.build/recipes/<family>-<config>``, or
+``OUT/runs/<family>``); an interrupted run continues from its checkpoints.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from diffusion_pansharpening.engine.errors import PansharpenError
+from diffusion_pansharpening.training.recipes import cards, heldout
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = Path(__file__).resolve().parent
+EXPORTED = ("fose", "e2e", "dm1", "dm50", "ksdiff")
+CARDS = ("fose", "ksdiff")
+
+
+def load_recipe(family: str) -> dict:
+    path = RECIPES / f"{family}.toml"
+    if not path.exists():
+        known = sorted(p.stem for p in RECIPES.glob("*.toml"))
+        raise PansharpenError(f"no recipe {family!r}; known families: {', '.join(known)}")
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def data_path(p: str) -> Path:
+    """Relative paths are tried against the current directory, then the project root."""
+    path = Path(p)
+    if not path.is_absolute() and not path.exists() and (ROOT / path).exists():
+        path = ROOT / path
+    if not path.exists():
+        raise PansharpenError(f"recipe data {p} is missing (looked in . and {ROOT}); "
+                              "see ../shared/data/README.md")
+    return path
+
+
+def data_settings(recipe: dict, config_name: str) -> dict:
+    data = dict(recipe["data"])
+    if config_name == "tiny":
+        data.update(recipe.get("tiny", {}))
+    return data
+
+
+def read_scene(recipe: dict, data: dict, work: Path):
+    """The family's scene as a ``training.datasets.ScenePair`` in DN."""
+    from diffusion_pansharpening.training import datasets
+
+    if "scene" in data:
+        scene = datasets.read_mat_pair(data_path(data["scene"]))
+    else:
+        from osgeo import gdal
+
+        work.mkdir(parents=True, exist_ok=True)
+        vrt_path = work / "ms.vrt"
+        vrt = gdal.BuildVRT(str(vrt_path), [str(data_path(p)) for p in data["ms"]], separate=True)
+        for b, name in enumerate(family_of(recipe).band_names):
+            vrt.GetRasterBand(b + 1).SetDescription(name)
+        vrt = None
+        scene = datasets.read_geotiff_pair(data_path(data["pan"]), vrt_path,
+                                           sensor=recipe["family"]["sensor"])
+    r = scene.ratio
+    crop = data.get("crop") or max(scene.ms.shape[1:])
+    # whole multiples of ratio^2 MS pixels, as Wald's degradation of each region needs
+    h, w = (min(crop, n) // (r * r) * r * r for n in scene.ms.shape[1:])
+    scene.ms, scene.pan = scene.ms[:, :h, :w], scene.pan[:h * r, :w * r]
+    return scene
+
+
+def family_of(recipe: dict):
+    from diffusion_pansharpening.engine.families import FAMILIES
+
+    return FAMILIES[recipe["family"]["name"]]
+
+
+def split(scene, data: dict):
+    """(training PatchSet, validation PatchSet, first held-out MS column)."""
+    from diffusion_pansharpening.training import datasets
+
+    r, width = scene.ratio, scene.ms.shape[2]
+    patch, norm = data["patch"], data.get("normalisation", "scale")
+    cut = datasets.split_columns(width, r, data["val_fraction"], patch)
+    train = datasets.wald_patches(scene, patch, data["stride"], (0, cut), norm)
+    val = datasets.wald_patches(scene, patch, patch, (cut, width), norm)
+    extras = []
+    for p in data.get("extra", []):
+        path = data_path(p)
+        extra = (datasets.read_pancollection(path) if path.suffix in (".h5", ".hdf5")
+                 else datasets.read_mat_patches(path))
+        if data.get("extra_limit"):
+            extra = extra.subset(slice(0, int(data["extra_limit"])))
+        if norm == "scene":
+            extra = datasets.apply_scene_normalisation(extra)
+        extras.append(extra)
+    if extras:
+        train = datasets.concat([train] + extras)
+    return train, val, cut
+
+
+def train(config: dict, train_set, val_set, work: Path, progress: bool) -> dict:
+    """Every stage of both pipelines; returns training seconds per pipeline (stages
+    already finished in ``work`` keep the time recorded when they ran)."""
+    from diffusion_pansharpening.training import fose_stages, ksdiff_stages
+    from diffusion_pansharpening.training.run import Run
+
+    run = Run(config, train_set, val_set, work, resume="auto", progress=progress)
+    times_path = work / "stage_seconds.json"
+    times = json.loads(times_path.read_text()) if times_path.exists() else {}
+    for pipeline, stages in (("fose", fose_stages.STAGES), ("ksdiff", ksdiff_stages.STAGES)):
+        for n, stage in stages.items():
+            start = time.perf_counter()
+            result = stage(run)
+            if result.losses:  # trained now (not just reloaded from a finished checkpoint)
+                resumed = result.step > len(result.losses)
+                earlier = times.get(f"{pipeline}{n}", 0.0) if resumed else 0.0
+                times[f"{pipeline}{n}"] = earlier + time.perf_counter() - start
+            times_path.write_text(json.dumps(times, indent=2))
+    return {p: sum(v for k, v in times.items() if k.startswith(p)) for p in ("fose", "ksdiff")}
+
+
+def export(work: Path, out: Path, family, recipe: dict, results: dict) -> dict[str, str]:
+    """Copy each stage output to ``out/<family>-<arch>.safetensors`` with the family's
+    band names, imagery, licence and held-out quality in the metadata."""
+    from safetensors.torch import save_file
+
+    from diffusion_pansharpening.engine.models.weights import read_weights
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for arch in EXPORTED:
+        tensors, meta = read_weights(str(work / f"{arch}.safetensors"))
+        meta.update({
+            "family": family.name, "sensor": recipe["family"]["sensor"],
+            "bands": json.dumps(list(family.band_names)), "training_data": recipe["family"]["imagery"],
+            "licence": cards.licence_text(recipe["family"]["licence"]),
+            "quality": json.dumps(quality_metadata(results, arch)),
+        })
+        path = out / f"{family.name}-{arch}.safetensors"
+        save_file(tensors, str(path), metadata=meta)
+        files[arch] = str(path)
+    return files
+
+
+def quality_metadata(results: dict, arch: str) -> dict:
+    return {"summary": cards.summary_line(results, arch), "protocol": "held-out region",
+            "reduced": results["reduced"].get(arch, {}), "full": results["full"].get(arch, {})}
+
+
+def machine() -> str:
+    import torch
+
+    return (f"{platform.machine()} {platform.processor() or ''}".strip()
+            + f", {os.cpu_count()} logical CPUs, torch {torch.__version__}")
+
+
+def recipe_run(family_name: str, config_name: str, out: Path, work: Path, docs: Path,
+               threads: int | None = None, progress: bool = True) -> dict:
+    """The whole recipe (module doc); returns the results dictionary."""
+    import torch
+
+    from diffusion_pansharpening.engine.evaluate import Pair
+    from diffusion_pansharpening.engine.raster_io import normalise_sensor
+    from diffusion_pansharpening.training.config import load_config
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    recipe = load_recipe(family_name)
+    family = family_of(recipe)
+    data = data_settings(recipe, config_name)
+    config = load_config(config_name)
+    config["data"] = {k: v for k, v in data.items() if k != "extra"}
+    scene = read_scene(recipe, data, work)
+    train_set, val_set, cut = split(scene, data)
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    say(f"{family.name}: {len(train_set)} training / {len(val_set)} validation patches; "
+        f"held-out MS columns [{cut}, {scene.ms.shape[2]})")
+    seconds = train(config, train_set, val_set, work, progress)
+
+    r = scene.ratio
+    sensor = normalise_sensor(scene.sensor)
+    held = Pair(scene.pan[:, cut * r:].astype(np.float32), scene.ms[:, :, cut:].astype(np.float32),
+                r, scene.scale, sensor)
+    weights = {arch: str(work / f"{arch}.safetensors") for arch in EXPORTED}
+    say("scoring every method on the held-out region")
+    reports, fused = heldout.score(held, weights)
+    results = {
+        "family": family.name, "title": family.title, "bands": list(family.band_names),
+        "ratio": r, "imagery": recipe["family"]["imagery"], "licence": recipe["family"]["licence"],
+        "config": config_name, "machine": machine(), "patch": data["patch"],
+        "patches": len(train_set), "val_fraction": data["val_fraction"],
+        "heldout_columns": [cut, int(scene.ms.shape[2])], "normalisation": data.get("normalisation"),
+        "training_seconds": seconds, "notes": recipe.get("notes", {}),
+        "reduced": heldout.rows(reports["reduced"], heldout.REDUCED_KEYS),
+        "full": heldout.rows(reports["full"], heldout.FULL_KEYS),
+        "seconds": {k: v["seconds"] for k, v in reports["full"]["methods"].items()},
+    }
+    tile = int(data.get("latency_tile", 512))
+    results["latency"] = {arch: heldout.latency(weights[arch], tile) for arch in EXPORTED}
+    export(work, out, family, recipe, results)
+    (out / f"{family.name}-quality.json").write_text(json.dumps(results, indent=2))
+    for arch in CARDS:
+        (out / f"{family.name}-{arch}.md").write_text(cards.card(results, arch))
+    some = next(iter(fused.values()))
+    fused["pan"] = held.pan[:some.shape[1], :some.shape[2]]
+    cards.picture(fused, tuple(recipe["family"]["rgb"]), docs / f"quality-{family.name}.png")
+    cards.quality_doc(out, docs)
+    say(f"wrote {out}/{family.name}-*.safetensors, cards and {docs}/quality.md")
+    return results
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("family", help="landsat8, vhr4 or wv8")
+    p.add_argument("--config", default="cpu", help="training config: cpu (shipped) or tiny (smoke)")
+    p.add_argument("--out", default=None, help="weights and cards folder (default resources/weights)")
+    p.add_argument("--work", default=None, help="training runs folder")
+    p.add_argument("--docs", default=None, help="folder of quality.md and its pictures")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
+    p.add_argument("--docs-only", action="store_true", help="only rewrite quality.md from --out")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    out = Path(args.out) if args.out else ROOT / "resources" / "weights"
+    docs = Path(args.docs) if args.docs else (out / "docs" if args.out else ROOT / "docs")
+    work = Path(args.work) if args.work else (
+        out / "runs" / args.family if args.out else ROOT / ".build" / "recipes" / f"{args.family}-{args.config}")
+    try:
+        if args.docs_only:
+            print(cards.quality_doc(out, docs))
+            return 0
+        recipe_run(args.family, args.config, out, work, docs, args.threads, not args.quiet)
+    except PansharpenError as exc:
+        print(f"run.py: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+if __name__ == "__main__":
+    sys.exit(main())
