@@ -104,12 +104,9 @@ def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
     if weights is None:
         weights = _shipped_for(name, ratio, bands, sensor)
     from .models import load
-    from .radiometry import kind_of
 
     model = load(weights, device=device)
     _check_model_fits(model, name, ratio, bands)
-    # how the engine normalises this model's tiles (see radiometry)
-    model.normalisation = kind_of(model.metadata.get("normalisation"))
     return model
 
 

@@ -128,15 +128,11 @@ def read_tile(source: Source, tile: Tile, halo: int, scene=None):
 
 
 def scene_normalisation(source: Source, method):
-    """The scene statistics when ``method.normalisation`` (else its weights metadata)
-    says "scene" (deep models trained that way), else None: the constant scale."""
-    from .radiometry import SceneNormalisation, kind_of
-
-    kind = getattr(method, "normalisation", None)
-    if kind is None:
-        kind = kind_of(getattr(method, "metadata", {}).get("normalisation"))
-    if kind != "scene":
+    """Scene statistics for a method whose ``normalisation`` is "scene" (deep models
+    trained that way), else None: the constant scale."""
+    if getattr(method, "normalisation", "scale") != "scene":
         return None
+    from .radiometry import SceneNormalisation
 
     return SceneNormalisation.from_source(source)
 

@@ -170,6 +170,13 @@ class DeepModel:
         self._halo: Optional[int] = None
 
     @property
+    def normalisation(self) -> str:
+        """How the engine normalises this model's tiles: "scene" or "scale" (``radiometry``)."""
+        from ..radiometry import kind_of
+
+        return kind_of(self.metadata.get("normalisation"))
+
+    @property
     def halo(self) -> int:
         """PAN pixels of context a tile needs; measured on first use (a fraction of a second)."""
         if self._halo is None:
