@@ -44,8 +44,22 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
-bench: install
-	$(PY) benchmarks/run_all.py
+# Orfeo Toolbox, a peer in the benchmarks only (matplotlib for the plot comes with
+# python3-qgis). BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--size 4000".
+BENCH_APT_PACKAGES := otb-bin
+
+$(BUILD)/otb.stamp:
+	@mkdir -p $(BUILD)
+	@if [ "$$(dpkg-query -W -f='$${Status}\n' $(BENCH_APT_PACKAGES) 2>/dev/null | grep -c 'install ok installed')" \
+	     -lt "$(words $(BENCH_APT_PACKAGES))" ]; then \
+	  echo "Installing Debian packages: $(BENCH_APT_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends $(BENCH_APT_PACKAGES) >/dev/null; \
+	fi
+	@touch $@
+
+bench: install $(BUILD)/otb.stamp
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(VENV)

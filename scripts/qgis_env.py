@@ -19,7 +19,8 @@ QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # Debian's qgis_process wrapper is b
 
 def qgis_env(home: Path) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    # a parent may point QGIS at another profile (pytest-qgis does): not ours to use
+    env = {k: v for k, v in os.environ.items() if k not in ("QGIS_CUSTOM_CONFIG_PATH", "QGIS_OPTIONS_PATH")}
     paths = [str(PLUGINS), *site.getsitepackages()]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])

@@ -1,0 +1,90 @@
+"""Our methods as jobs: in-process ``sharpen``, the ``pansharpen`` command, the QGIS path.
+
+Deep methods run only with real weights: a file given in ``--weights-dir`` (named
+``<anything>-<method>.safetensors`` like the shipped ones, or ``<method>.safetensors``)
+or a shipped one in ``resources/weights``; without one the method is listed as "no
+weights" and never timed.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from diffusion_pansharpening.engine.methods import list_methods, shipped_weights
+from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
+
+from inputs import Scene
+from peers import PeerFailed, run_qgis
+
+PANSHARPEN = str(Path(sys.executable).parent / "pansharpen")
+PLUGIN_ALGORITHM = "diffusion_pansharpening:pansharpen"
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    kind: str  # "classical" | "deep"
+    weights: str | None  # the file a deep method runs with
+    why_not: str = ""  # empty when it can run
+
+    @property
+    def runnable(self) -> bool:
+        return not self.why_not
+
+
+def methods(weights_dir: Path | None = None) -> list[Method]:
+    """Every engine method, deep ones with the weights file they would use (or why not)."""
+    found = []
+    for info in list_methods():
+        if info.kind == "classical":
+            found.append(Method(info.name, "classical", None))
+            continue
+        weights = find_weights(info.name, weights_dir)
+        found.append(Method(info.name, "deep", weights, "" if weights else "no weights"))
+    return found
+
+
+def find_weights(method: str, weights_dir: Path | None) -> str | None:
+    if weights_dir is not None:
+        files = sorted(weights_dir.glob(f"*-{method}.safetensors")) + sorted(
+            weights_dir.glob(f"{method}.safetensors"))
+        if files:
+            return str(files[0])
+    shipped = shipped_weights(method)
+    return str(shipped[0]) if shipped else None
+
+
+def in_process(scene: Scene, method: Method, out: Path, tile: int = 512,
+               device: str = "auto") -> Callable[[], None]:
+    """The job ``sharpen(...)`` runs in this process (what the CLI and the plugin call)."""
+    request = SharpenRequest(scene.pan, scene.ms, str(out), method=method.name, tile=tile,
+                             weights=method.weights, device=device, overwrite=True)
+    return lambda: sharpen(request)
+
+
+def command_line(scene: Scene, method: Method, out: Path, tile: int = 512) -> Callable[[], None]:
+    """The same job through the ``pansharpen sharpen`` command (a fresh process)."""
+    args = [PANSHARPEN, "sharpen", scene.pan, scene.ms, str(out), "--method", method.name,
+            "--tile", str(tile), "--overwrite", "--quiet"]
+    if method.weights:
+        args += ["--weights", method.weights]
+
+    def run() -> None:
+        done = subprocess.run(args, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise PeerFailed(f"pansharpen sharpen failed ({done.returncode}): {done.stderr[-600:]}")
+    return run
+
+
+def through_qgis(scene: Scene, method: Method, out: Path, work: Path, tile: int = 512) -> Callable[[], None]:
+    """The same job through ``qgis_process.bin run diffusion_pansharpening:pansharpen``."""
+    # The algorithm's METHOD enum takes the method's name (static string values).
+    args = ["run", PLUGIN_ALGORITHM, "--", f"PAN={scene.pan}", f"MS={scene.ms}", f"METHOD={method.name}",
+            f"TILE_SIZE={tile}", f"OUTPUT={out}"]
+    if method.weights:
+        args.append(f"WEIGHTS={method.weights}")
+    return lambda: run_qgis(args, work)
+
