@@ -67,3 +67,23 @@ def read_raster(path) -> np.ndarray:
 
     ds = gdal.Open(str(path))
     return ds.ReadAsArray().reshape(ds.RasterCount, ds.RasterYSize, ds.RasterXSize)
+
+
+def write_geotiff(path, data, pixel, gdal_type=None, nbits=None) -> str:
+    """A GeoTIFF on a UTM grid with ``pixel`` metres; for pixel > 1 (the MS) the origin
+    sits half a PAN pixel east/south, the engine's aligned MS grid (read as is)."""
+    from osgeo import gdal, osr
+
+    data = data if data.ndim == 3 else data[None]
+    options = [f"NBITS={nbits}"] if nbits else []
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), data.shape[2], data.shape[1], data.shape[0],
+                                              gdal_type or gdal.GDT_UInt16, options=options)
+    shift = 0.5 if pixel > 1 else 0.0
+    ds.SetGeoTransform((500000.0 + shift, pixel, 0, 4000000.0 - shift, 0, -pixel))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    ds.SetProjection(srs.ExportToWkt())
+    for b, band in enumerate(data):
+        ds.GetRasterBand(b + 1).WriteArray(band)
+    ds = None
+    return str(path)

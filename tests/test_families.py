@@ -11,7 +11,7 @@ from diffusion_pansharpening.engine.methods import default_method, list_methods,
 from diffusion_pansharpening.engine.pipeline import SharpenRequest, inspect_pair, sharpen
 from diffusion_pansharpening.engine.radiometry import NAME
 
-from conftest import read_raster
+from conftest import read_raster, write_geotiff
 
 torch.set_num_threads(1)
 
@@ -37,25 +37,12 @@ def weights_dir(tmp_path, monkeypatch):
     return folder
 
 
-def write(path, data, pixel):
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), data.shape[2], data.shape[1],
-                                              data.shape[0], gdal.GDT_UInt16)
-    shift = 0.5 if pixel > 1 else 0.0
-    ds.SetGeoTransform((500000.0 + shift, pixel, 0, 4000000.0 - shift, 0, -pixel))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32633)
-    ds.SetProjection(srs.ExportToWkt())
-    for b, band in enumerate(data):
-        ds.GetRasterBand(b + 1).WriteArray(band)
-    ds = None
-    return str(path)
-
 
 @pytest.fixture
 def three_band_ratio4(ikonos, tmp_path):
     pan, ms = ikonos
-    return (write(tmp_path / "pan3.tif", pan[None, :128, :128], 1),
-            write(tmp_path / "ms3.tif", ms[:3, :32, :32], 4))
+    return (write_geotiff(tmp_path / "pan3.tif", pan[None, :128, :128], 1),
+            write_geotiff(tmp_path / "ms3.tif", ms[:3, :32, :32], 4))
 
 
 def test_sample_without_shipped_weights_falls_back_to_classical(sample_paths, weights_dir):

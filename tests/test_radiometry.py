@@ -12,7 +12,7 @@ from diffusion_pansharpening.engine import quality
 from diffusion_pansharpening.engine.radiometry import NAME, SceneNormalisation
 from diffusion_pansharpening.engine.raster_io import RasterPair
 
-from conftest import read_raster
+from conftest import read_raster, write_geotiff
 
 torch.set_num_threads(1)
 GAINS = np.array([4.1, 3.7, 3.3, 2.9])  # reflectance-like x 10000 from 11-bit DN
@@ -25,23 +25,6 @@ def crop(ikonos):
     pan, ms = ikonos
     return pan[512:768, 512:768], ms[:, 128:192, 128:192]
 
-
-def write(path, data, gdal_type, pixel, nbits=None):
-    """A GeoTIFF on a UTM grid; the MS origin sits half a PAN pixel east/south so the
-    MS grid is the engine's aligned grid (read as is, no warping)."""
-    data = data if data.ndim == 3 else data[None]
-    options = [f"NBITS={nbits}"] if nbits else []
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), data.shape[2], data.shape[1],
-                                              data.shape[0], gdal_type, options=options)
-    shift = 0.5 if pixel > 1 else 0.0
-    ds.SetGeoTransform((500000.0 + shift, pixel, 0, 4000000.0 - shift, 0, -pixel))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32633)
-    ds.SetProjection(srs.ExportToWkt())
-    for b, band in enumerate(data):
-        ds.GetRasterBand(b + 1).WriteArray(band)
-    ds = None
-    return str(path)
 
 
 def stretch_8bit(x, lo, hi):
@@ -57,13 +40,13 @@ def encodings(crop, folder):
     p_lo, p_hi = np.percentile(pan, [0.5, 99.5])
     folder.mkdir(exist_ok=True)
     return {
-        "dn11": (write(folder / "dn_pan.tif", pan, gdal.GDT_UInt16, 1, 11),
-                 write(folder / "dn_ms.tif", ms, gdal.GDT_UInt16, 4, 11), lambda y: y),
-        "reflectance": (write(folder / "r_pan.tif", np.round(pan * PAN_GAIN + PAN_OFFSET), gdal.GDT_UInt16, 1),
-                        write(folder / "r_ms.tif", np.round(ms * g + o), gdal.GDT_UInt16, 4),
+        "dn11": (write_geotiff(folder / "dn_pan.tif", pan, 1, gdal.GDT_UInt16, nbits=11),
+                 write_geotiff(folder / "dn_ms.tif", ms, 4, gdal.GDT_UInt16, nbits=11), lambda y: y),
+        "reflectance": (write_geotiff(folder / "r_pan.tif", np.round(pan * PAN_GAIN + PAN_OFFSET), 1, gdal.GDT_UInt16),
+                        write_geotiff(folder / "r_ms.tif", np.round(ms * g + o), 4, gdal.GDT_UInt16),
                         lambda y: (y - o) / g),
-        "byte": (write(folder / "b_pan.tif", stretch_8bit(pan, p_lo, p_hi), gdal.GDT_Byte, 1),
-                 write(folder / "b_ms.tif", stretch_8bit(ms, ms_lo, ms_hi), gdal.GDT_Byte, 4),
+        "byte": (write_geotiff(folder / "b_pan.tif", stretch_8bit(pan, p_lo, p_hi), 1, gdal.GDT_Byte),
+                 write_geotiff(folder / "b_ms.tif", stretch_8bit(ms, ms_lo, ms_hi), 4, gdal.GDT_Byte),
                  lambda y: y / 255.0 * (ms_hi - ms_lo) + ms_lo),
     }
 

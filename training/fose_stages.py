@@ -32,25 +32,13 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.models.config import config_from_dict, config_to_dict
 from ..engine.models.fose import E2ENet, Fose, FoseConfig, OneStepStudent, ResidualDenoiser
 from .run import Run, freeze, load_model, save_model, seeded
-from .trainer import Stage, StageResult, seed_of, train_stage, validate
+from .trainer import Stage, StageResult, seed_of, validate
 
 
 def fose_config(run: Run) -> FoseConfig:
-    """``[fose.model]`` of the config; ``preset = "tiny"`` starts from FoseConfig.tiny."""
-    values = run.model_config("fose")
-    preset = values.pop("preset", None)
-    base = config_to_dict(FoseConfig.tiny(run.bands)) if preset == "tiny" else {}
-    base.update(values)
-    return config_from_dict(FoseConfig, base, bands=run.bands)
-
-
-def _train(run: Run, stage: Stage, n: int) -> StageResult:
-    return train_stage(stage, run.train, run.val, run.settings("fose", n),
-                       run.stage_dir("fose", n), seed=run.seed, resume=run.resume,
-                       stop_after=run.stop_after, dist=run.dist, progress=run.progress)
+    return run.architecture("fose", FoseConfig)
 
 
 def _finished(run: Run, result: StageResult, n: int) -> bool:
@@ -88,7 +76,8 @@ def stage1(run: Run) -> StageResult:
     teacher = ResidualDenoiser(mcfg)
     predict = lambda b: teacher(b["pan"], b["lms"], b["ms"], steps=cfg.sample_steps,
                                 generator=seeded(mcfg.seed))
-    result = _train(run, Stage("fose-1", teacher, lambda b: teacher_loss(teacher, b), predict), 1)
+    stage = Stage("fose-1", teacher, lambda b: teacher_loss(teacher, b), predict)
+    result = run.run_stage(stage, "fose", 1)
     if _finished(run, result, 1):
         save_model(run, "dm50", "dm50", teacher, result.validation)
     return result
@@ -167,7 +156,7 @@ def stage2(run: Run) -> StageResult:
     module = nn.ModuleDict({"student": student, "teacher": teacher})
     predict = lambda b: student(b["pan"], b["lms"], b["ms"], generator=seeded(mcfg.seed))
     stage = Stage("fose-2", module, loss, predict, augment=cache is None)
-    result = _train(run, stage, 2)
+    result = run.run_stage(stage, "fose", 2)
     if _finished(run, result, 2):
         g = lambda: seeded(mcfg.seed)
         _references(run, result, 2, {
@@ -188,7 +177,7 @@ def stage3(run: Run) -> StageResult:
     e2e = E2ENet(mcfg)
     forward = lambda b: e2e(b["pan"], b["lms"], b["ms"])
     loss = lambda b: F.l1_loss(forward(b), b["gt"])
-    result = _train(run, Stage("fose-3", e2e, loss, forward), 3)
+    result = run.run_stage(Stage("fose-3", e2e, loss, forward), "fose", 3)
     if _finished(run, result, 3):
         save_model(run, "e2e", "e2e", e2e, result.validation)
     return result
@@ -210,7 +199,7 @@ def stage4(run: Run) -> StageResult:
         return F.l1_loss(fose(b["pan"], b["lms"], b["ms"], noise=noise), b["gt"])
 
     predict = lambda b: fose(b["pan"], b["lms"], b["ms"], generator=seeded(mcfg.seed))
-    result = _train(run, Stage("fose-4", fose, loss, predict), 4)
+    result = run.run_stage(Stage("fose-4", fose, loss, predict), "fose", 4)
     if _finished(run, result, 4):
         _references(run, result, 4, {
             "dm1": lambda b: fose.student(b["pan"], b["lms"], b["ms"], generator=seeded(mcfg.seed)),

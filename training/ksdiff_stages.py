@@ -17,25 +17,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..engine.models.config import config_from_dict, config_to_dict
 from ..engine.models.ksdiff import KSDiff, KSDiffConfig
 from .run import Run, freeze, load_model, save_model, seeded
-from .trainer import Stage, StageResult, train_stage
+from .trainer import Stage, StageResult
 
 
 def ksdiff_config(run: Run) -> KSDiffConfig:
-    """``[ksdiff.model]`` of the config; ``preset = "tiny"`` starts from KSDiffConfig.tiny."""
-    values = run.model_config("ksdiff")
-    preset = values.pop("preset", None)
-    base = config_to_dict(KSDiffConfig.tiny(run.bands)) if preset == "tiny" else {}
-    base.update(values)
-    return config_from_dict(KSDiffConfig, base, bands=run.bands)
-
-
-def _train(run: Run, stage: Stage, n: int) -> StageResult:
-    return train_stage(stage, run.train, run.val, run.settings("ksdiff", n),
-                       run.stage_dir("ksdiff", n), seed=run.seed, resume=run.resume,
-                       stop_after=run.stop_after, dist=run.dist, progress=run.progress)
+    return run.architecture("ksdiff", KSDiffConfig)
 
 
 def stage1(run: Run) -> StageResult:
@@ -45,7 +33,7 @@ def stage1(run: Run) -> StageResult:
     freeze(model.plfe2), freeze(model.denoiser)
     forward = lambda b: model(b["pan"], b["lms"], b["ms"], hrms=b["gt"])
     loss = lambda b: F.l1_loss(forward(b), b["gt"])
-    result = _train(run, Stage("ksdiff-1", model, loss, forward), 1)
+    result = run.run_stage(Stage("ksdiff-1", model, loss, forward), "ksdiff", 1)
     if result.step >= run.settings("ksdiff", 1).steps:
         save_model(run, "ksdiff-stage1", "ksdiff", model, result.validation)
     return result
@@ -72,7 +60,7 @@ def stage2(run: Run) -> StageResult:
     steps = model.config.sample_steps
     loss = lambda b: stage2_loss(model, b, steps, cfg.loss_weight)
     predict = lambda b: model(b["pan"], b["lms"], b["ms"], generator=seeded(model.config.seed))
-    result = _train(run, Stage("ksdiff-2", model, loss, predict), 2)
+    result = run.run_stage(Stage("ksdiff-2", model, loss, predict), "ksdiff", 2)
     if result.step >= cfg.steps:
         save_model(run, "ksdiff", "ksdiff", model, result.validation)
     return result

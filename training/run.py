@@ -74,6 +74,24 @@ class Run:
     def model_config(self, pipeline: str) -> dict:
         return model_config(self.config, pipeline)
 
+    def architecture(self, pipeline: str, config_class):
+        """``[<pipeline>.model]`` as ``config_class``; ``preset = "tiny"`` starts from its tiny preset."""
+        from ..engine.models.config import config_from_dict, config_to_dict
+
+        values = self.model_config(pipeline)
+        preset = values.pop("preset", None)
+        base = config_to_dict(config_class.tiny(self.bands)) if preset == "tiny" else {}
+        base.update(values)
+        return config_from_dict(config_class, base, bands=self.bands)
+
+    def run_stage(self, stage, pipeline: str, n: int):
+        """Run stage ``n`` of ``pipeline`` with its settings, folder and this run's process."""
+        from .trainer import train_stage
+
+        return train_stage(stage, self.train, self.val, self.settings(pipeline, n),
+                           self.stage_dir(pipeline, n), seed=self.seed, resume=self.resume,
+                           stop_after=self.stop_after, dist=self.dist, progress=self.progress)
+
     def stage_dir(self, pipeline: str, stage: int) -> Path:
         return self.out / f"{pipeline}-stage{stage}"
 
