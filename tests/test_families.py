@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from osgeo import gdal, osr
+from osgeo import gdal
 
 from diffusion_pansharpening.engine.errors import PansharpenError
 from diffusion_pansharpening.engine.families import (ENV_WEIGHTS, choose_model, format_models,

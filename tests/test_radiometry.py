@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from osgeo import gdal, osr
+from osgeo import gdal
 
 from diffusion_pansharpening.engine import quality
 from diffusion_pansharpening.engine.radiometry import NAME, SceneNormalisation
