@@ -411,13 +411,19 @@ def d_s(fused, pan, ms, ratio: int, q: int = 1, block: int = 32, sensor: str | N
     signature uniform with ``hqnr`` / ``full_indices`` and does not change D_s.
     Ideal 0.
     """
+    fused, ms, ratio = _fused_and_ms(fused, ms, ratio)
+    pan = _check_pan(pan, fused)
+    return _d_s(fused, pan, ms, imresize_bicubic(pan, 1.0 / ratio), q, block, ratio)
+
+
+def _fused_and_ms(fused, ms, ratio) -> tuple[np.ndarray, np.ndarray, int]:
+    """Both images as stacks, checked to be ``ratio`` apart in size."""
     fused = _stack(fused, "the fused image")
     ms = _stack(ms, "the MS image")
     ratio = _check_ratio(ratio)
     if _ratio_of(fused, ms) != ratio:
         raise PansharpenError(f"the fused image is not {ratio} times the MS size")
-    pan = _check_pan(pan, fused)
-    return _d_s(fused, pan, ms, imresize_bicubic(pan, 1.0 / ratio), q, block, ratio)
+    return fused, ms, ratio
 
 
 def qnr(d_lambda, d_s, alpha=1, beta=1) -> float:
@@ -439,11 +445,7 @@ def d_lambda_khan(fused, ms, ratio: int, sensor: str | None = None) -> float:
     Q2n uses blocks of 32/ratio MS pixels, the toolbox's 32-pixel ground footprint.
     Ideal 0.
     """
-    fused = _stack(fused, "the fused image")
-    ms = _stack(ms, "the MS image")
-    ratio = _check_ratio(ratio)
-    if _ratio_of(fused, ms) != ratio:
-        raise PansharpenError(f"the fused image is not {ratio} times the MS size")
+    fused, ms, ratio = _fused_and_ms(fused, ms, ratio)
     ms_gains, _ = sensor_gains(sensor, ms.shape[0])
     block = _khan_block(ratio)
     return 1.0 - q2n(degrade_to_ms_scale(fused, ms_gains, ratio), ms, block, block)
@@ -483,11 +485,7 @@ def full_indices(
     pixels are cut on each side, and that times the ratio on the PAN grid (the default
     21 becomes 6 MS / 24 PAN pixels: the cut must stay aligned on both grids).
     """
-    fused = _stack(fused, "the fused image")
-    ms = _stack(ms, "the MS image")
-    ratio = _check_ratio(ratio)
-    if _ratio_of(fused, ms) != ratio:
-        raise PansharpenError(f"the fused image is not {ratio} times the MS size")
+    fused, ms, ratio = _fused_and_ms(fused, ms, ratio)
     pan = _check_pan(pan, fused)
     ms_gains, _ = sensor_gains(sensor, ms.shape[0])
     pan_lr = imresize_bicubic(pan, 1.0 / ratio)
