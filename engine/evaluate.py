@@ -78,12 +78,12 @@ def _load_mat(path: str, sensor: str | None) -> Pair:
 def sharpen_arrays(pair: Pair, method_name: str, *, weights=None, device="auto",
                    tile=512, overlap=32, progress=None) -> np.ndarray:
     """Run a method over in-memory arrays through the tiled engine; (B, H, W) DN."""
-    height, width = pair.pan.shape
-    out = np.zeros((pair.ms.shape[0], height, width), dtype=np.float32)
     if method_name == BASELINE:
         from .upsample import upsample
 
         return upsample(pair.ms, pair.ratio).astype(np.float32)
+    height, width = pair.pan.shape
+    out = np.zeros((pair.ms.shape[0], height, width), dtype=np.float32)
     method = prepare(method_name, ratio=pair.ratio, bands=pair.ms.shape[0], sensor=pair.sensor,
                      weights=weights, device=device)
 

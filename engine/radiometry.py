@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .raster_io import valid_mask
+
 PERCENTILES = (1.0, 99.0)
 STATS_SIZE = 1024
 NAME = "scene-p1-p99"  # recorded in weights metadata as ``normalisation``
@@ -70,8 +72,8 @@ class SceneNormalisation:
         """Statistics of PAN (H, W) and MS (B, h, w) arrays (decimated to ``max_size``)."""
         pan_s = _decimate(np.asarray(pan), max_size)
         ms_s = _decimate(np.asarray(ms), max_size)
-        return cls.from_samples(pan_s, _valid(pan_s, nodata), ms_s,
-                                np.all([_valid(b, nodata) for b in ms_s], axis=0))
+        return cls.from_samples(pan_s, valid_mask(pan_s, nodata), ms_s,
+                                np.all([valid_mask(b, nodata) for b in ms_s], axis=0))
 
     @classmethod
     def from_samples(cls, pan, pan_valid, ms, ms_valid) -> "SceneNormalisation":
@@ -104,13 +106,6 @@ def _decimate(array: np.ndarray, max_size: int) -> np.ndarray:
     return array[..., ::step, ::step]
 
 
-def _valid(data: np.ndarray, nodata: float | None) -> np.ndarray:
-    valid = np.isfinite(data)
-    if nodata is not None:
-        valid &= data != np.float32(nodata)
-    return valid
-
-
 def _read_decimated(band, x0: int, y0: int, width: int, height: int, max_size: int) -> np.ndarray:
     step = max(1, math.ceil(max(width, height) / max_size))
     w, h = max(1, width // step), max(1, height // step)
@@ -127,8 +122,8 @@ def _from_raster_pair(pair, max_size: int) -> SceneNormalisation:
                                    ms_ds.RasterYSize, max_size) for b in range(pair.bands)])
     ms_valid = np.ones(ms.shape[1:], dtype=bool)
     for b, nodata in enumerate(pair.ms_nodata):
-        ms_valid &= _valid(ms[b], nodata)
-    return SceneNormalisation.from_samples(pan, _valid(pan, pair.pan_nodata), ms, ms_valid)
+        ms_valid &= valid_mask(ms[b], nodata)
+    return SceneNormalisation.from_samples(pan, valid_mask(pan, pair.pan_nodata), ms, ms_valid)
 
 
 def kind_of(metadata_value: str | None) -> str:

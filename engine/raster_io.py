@@ -342,7 +342,7 @@ class RasterPair:
         band = self.pan_ds.GetRasterBand(self.pan_band_index)
         w = self.window
         data = _read_padded(band, (rows[0] + w.y0, rows[1] + w.y0), (cols[0] + w.x0, cols[1] + w.x0))
-        valid = _valid(data, self.pan_nodata)
+        valid = valid_mask(data, self.pan_nodata)
         return data, valid
 
     def read_ms(self, rows: tuple[int, int], cols: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -363,7 +363,7 @@ class RasterPair:
         data = np.stack(bands)
         valid = np.ones(data.shape[1:], dtype=bool)
         for b, nodata in enumerate(self.ms_nodata):
-            valid &= _valid(data[b], nodata)
+            valid &= valid_mask(data[b], nodata)
         return data, valid
 
     @property
@@ -376,7 +376,8 @@ class RasterPair:
         return ((w.x0 - self.shift[0]) % r, (w.y0 - self.shift[1]) % r)
 
 
-def _valid(data: np.ndarray, nodata: float | None) -> np.ndarray:
+def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    """True where a value is finite and not the nodata value."""
     valid = np.isfinite(data)
     if nodata is not None:
         valid &= data != np.float32(nodata)

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import upsample
 from .errors import Cancelled
+from .raster_io import mirror_pad, valid_mask
 from .tiling import Tile, TileGrid
 
 Progress = Callable[[float], None]
@@ -57,31 +58,21 @@ class ArraySource:
     ms_phase = (0, 0)
 
     def read_pan(self, rows, cols):
-        from .raster_io import mirror_pad
-
-        data = _window(self.pan, rows, cols, mirror_pad).astype(np.float32)
-        return data, _valid(data, self.nodata)
+        data = _window(self.pan, rows, cols)
+        return data, valid_mask(data, self.nodata)
 
     def read_ms(self, rows, cols):
-        from .raster_io import mirror_pad
-
-        data = _window(self.ms, rows, cols, mirror_pad).astype(np.float32)
-        valid = np.all([_valid(b, self.nodata) for b in data], axis=0)
-        return data, valid
+        data = _window(self.ms, rows, cols)
+        return data, valid_mask(data, self.nodata).all(axis=0)
 
 
-def _window(array, rows, cols, pad):
+def _window(array, rows, cols) -> np.ndarray:
+    """Rows/cols of an array (may extend past it) as float32, mirror-padded."""
     h, w = array.shape[-2:]
     r0, r1, c0, c1 = max(rows[0], 0), min(rows[1], h), max(cols[0], 0), min(cols[1], w)
-    data = array[..., r0:r1, c0:c1]
-    return pad(data, ((r0 - rows[0], rows[1] - r1), (c0 - cols[0], cols[1] - c1)))
+    data = array[..., r0:r1, c0:c1].astype(np.float32)
+    return mirror_pad(data, ((r0 - rows[0], rows[1] - r1), (c0 - cols[0], cols[1] - c1)))
 
-
-def _valid(data, nodata):
-    valid = np.isfinite(data)
-    if nodata is not None:
-        valid &= data != nodata
-    return valid
 
 
 def _fill(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
