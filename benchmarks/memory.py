@@ -16,10 +16,12 @@ import sys
 import time
 
 
-def peak_rss(pan: str, ms: str, out: str, method: str, tile: int = 512, weights: str | None = None,
+def peak_rss(pan: str, ms: str, out: str, method: str, tile: int | None = None, weights: str | None = None,
              device: str = "auto") -> dict:
     """{"peak_rss_mib", "seconds"} of the job run in a child process."""
-    args = [sys.executable, __file__, pan, ms, out, "--method", method, "--tile", str(tile), "--device", device]
+    args = [sys.executable, __file__, pan, ms, out, "--method", method, "--device", device]
+    if tile:
+        args += ["--tile", str(tile)]
     if weights:
         args += ["--weights", weights]
     child = subprocess.run(args, capture_output=True, text=True)
@@ -34,14 +36,15 @@ def _child(argv: list[str]) -> dict:
     parser.add_argument("ms")
     parser.add_argument("out")
     parser.add_argument("--method", required=True)
-    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--tile", type=int, default=None, help="default: the engine's")
     parser.add_argument("--weights", default=None)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
+    from diffusion_pansharpening.engine.tiling import DEFAULT_TILE
 
     start = time.perf_counter()
-    sharpen(SharpenRequest(args.pan, args.ms, args.out, method=args.method, tile=args.tile,
+    sharpen(SharpenRequest(args.pan, args.ms, args.out, method=args.method, tile=args.tile or DEFAULT_TILE,
                            weights=args.weights, device=args.device, overwrite=True))
     seconds = time.perf_counter() - start
     return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "seconds": seconds}

@@ -15,6 +15,7 @@ from typing import Callable
 
 from diffusion_pansharpening.engine.methods import list_methods, shipped_weights
 from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
+from diffusion_pansharpening.engine.tiling import DEFAULT_TILE
 
 from inputs import Scene
 from peers import PeerFailed, run_qgis
@@ -57,15 +58,15 @@ def find_weights(method: str, weights_dir: Path | None) -> str | None:
     return str(shipped[0]) if shipped else None
 
 
-def in_process(scene: Scene, method: Method, out: Path, tile: int = 512,
-               device: str = "auto") -> Callable[[], None]:
+def in_process(scene: Scene, method: Method, out: Path, tile: int = DEFAULT_TILE,
+               device: str = "auto", half: bool = True) -> Callable[[], None]:
     """The job ``sharpen(...)`` runs in this process (what the CLI and the plugin call)."""
     request = SharpenRequest(scene.pan, scene.ms, str(out), method=method.name, tile=tile,
-                             weights=method.weights, device=device, overwrite=True)
+                             weights=method.weights, device=device, overwrite=True, half=half)
     return lambda: sharpen(request)
 
 
-def command_line(scene: Scene, method: Method, out: Path, tile: int = 512) -> Callable[[], None]:
+def command_line(scene: Scene, method: Method, out: Path, tile: int = DEFAULT_TILE) -> Callable[[], None]:
     """The same job through the ``pansharpen sharpen`` command (a fresh process)."""
     args = [PANSHARPEN, "sharpen", scene.pan, scene.ms, str(out), "--method", method.name,
             "--tile", str(tile), "--overwrite", "--quiet"]
@@ -79,7 +80,7 @@ def command_line(scene: Scene, method: Method, out: Path, tile: int = 512) -> Ca
     return run
 
 
-def through_qgis(scene: Scene, method: Method, out: Path, work: Path, tile: int = 512) -> Callable[[], None]:
+def through_qgis(scene: Scene, method: Method, out: Path, work: Path, tile: int = DEFAULT_TILE) -> Callable[[], None]:
     """The same job through ``qgis_process.bin run diffusion_pansharpening:pansharpen``."""
     # The algorithm's METHOD enum takes the method's name (static string values).
     args = ["run", PLUGIN_ALGORITHM, "--", f"PAN={scene.pan}", f"MS={scene.ms}", f"METHOD={method.name}",

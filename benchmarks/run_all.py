@@ -60,7 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--keep", type=Path, default=None, help="keep the sample's outputs in this folder")
     p.add_argument("--update", action="store_true",
-                   help="keep the other sections of an earlier run (its JSON beside --out); redo only --sections")
+                   help="keep the other sections of an earlier run (its JSON beside --out), and its "
+                        "throughput rows of other scenes; redo only --sections on --scenes")
     args = p.parse_args(argv)
     args.size = args.size or (800 if args.quick else 8000)
     args.repeats = args.repeats or (1 if args.quick else 3)
@@ -110,7 +111,8 @@ def timed_row(scene, tool: str, name: str, label: str, job, repeats: int, out: P
     return row
 
 
-def throughput(scenes, methods, args, work: Path, device: str = "auto", prior: list[dict] = ()) -> list[dict]:
+def throughput(scenes, methods, args, work: Path, device: str = "auto", prior: list[dict] = (),
+               half: bool = True) -> list[dict]:
     """Rows for every method and peer on each scene; ``prior`` rows (the sample's) predict times."""
     rows = []
     for scene in scenes:
@@ -126,9 +128,9 @@ def throughput(scenes, methods, args, work: Path, device: str = "auto", prior: l
             if skip:
                 rows.append({**base, "note": skip})
                 continue
-            job = ours.in_process(scene, method, out, device=device)
+            job = ours.in_process(scene, method, out, device=device, half=half)
             row = timed_row(scene, "ours", method.name, method.kind, job, args.repeats, out, args.keep, args.budget)
-            rows.append({**row, "device": device})
+            rows.append({**row, "device": device, "half": half and device == "cuda"})
         if device != "auto":
             continue  # the peers run once, with the CPU tables
         for peer in PEERS:
@@ -143,20 +145,27 @@ def throughput(scenes, methods, args, work: Path, device: str = "auto", prior: l
     return rows
 
 
+RATIOS = (("dm50", "fose"), ("dm50", "ksdiff"), ("fose", "e2e"))  # slow / fast
+
+
 def ratios(rows: list[dict]) -> list[dict]:
-    """dm50 time over fose and over ksdiff time, on the sample (the papers' speed-ups)."""
-    sample = {r["name"]: r for r in rows if r["scene"] == "sample" and r["tool"] == "ours"}
+    """Time ratios of our methods on each scene, same tiles and device: dm50 / fose and
+    dm50 / ksdiff (the papers' speed-ups) and fose / e2e (the fast path's target, <= 3)."""
     found = []
-    for fast in ("fose", "ksdiff"):
-        pair = [sample.get("dm50", {}), sample.get(fast, {})]
-        ratio = {"pair": f"dm50 / {fast}"}
-        if all("timing" in r for r in pair):
-            slow_s, fast_s = (r["timing"]["median"] for r in pair)
-            ratio.update(dm50_s=slow_s, fast_s=fast_s, ratio=slow_s / fast_s)
-        else:
-            ratio["note"] = "; ".join(f"{name}: {r.get('note', 'not measured')}"
-                                      for name, r in zip(("dm50", fast), pair) if "timing" not in r)
-        found.append(ratio)
+    for scene in dict.fromkeys(r["scene"] for r in rows):
+        ours_rows = {r["name"]: r for r in rows if r["scene"] == scene and r["tool"] == "ours"}
+        for slow, fast in RATIOS:
+            pair = [ours_rows.get(slow, {}), ours_rows.get(fast, {})]
+            ratio = {"scene": scene, "pair": f"{slow} / {fast}"}
+            if all("timing" in r for r in pair):
+                slow_s, fast_s = (r["timing"]["median"] for r in pair)
+                ratio.update(slow_s=slow_s, fast_s=fast_s, ratio=slow_s / fast_s)
+            elif scene != "sample" and slow == "dm50":
+                continue  # dm50 runs on the sample only (minutes per megapixel on a CPU)
+            else:
+                ratio["note"] = "; ".join(f"{name}: {r.get('note', 'not measured')}"
+                                          for name, r in zip((slow, fast), pair) if "timing" not in r)
+            found.append(ratio)
     return found
 
 
@@ -198,7 +207,8 @@ def over_budget(rates: dict[str, float], name: str, pixels: int, budget: float) 
 
 
 def memory_runs(args, methods, work: Path, rates: dict[str, float]) -> list[dict]:
-    """Peak RSS of fose at each size (mtf-glp-hpm, the default method, when fose has no weights)."""
+    """Peak RSS of fose at each size (mtf-glp-hpm, the default method, when fose has no
+    weights). Never skipped for time: these three runs are the point of the section."""
     by_name = {m.name: m for m in methods if m.runnable}
     method = by_name.get("fose") or by_name.get("mtf-glp-hpm")
     if method is None:
@@ -206,11 +216,8 @@ def memory_runs(args, methods, work: Path, rates: dict[str, float]) -> list[dict
     rows = []
     for size in args.memory_sizes:
         scene = inputs.landsat_scene(size, work)
-        skip = over_budget(rates, method.name, scene.pixels, args.budget)
-        if skip:
-            rows.append({"method": method.name, "size": scene.width, "pixels": scene.pixels, "note": skip})
-            continue
-        log(f"peak memory of {method.name} at {scene.width} x {scene.height}")
+        predicted = f", predicted {scene.pixels / 1e6 / rates[method.name]:.0f} s" if method.name in rates else ""
+        log(f"peak memory of {method.name} at {scene.width} x {scene.height}{predicted}")
         out = work / "memory.tif"
         try:
             result = memory.peak_rss(scene.pan, scene.ms, str(out), method.name, weights=method.weights)
@@ -261,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.update and earlier.exists():
         old = json.loads(earlier.read_text())
         kept = {key: value for key, value in old.items() if key.split("_")[0] not in args.sections}
+        if "throughput" in args.sections:  # rows of the scenes not rerun stay
+            for key in (k for k in old if k.startswith("throughput")):
+                kept[key] = [r for r in old[key] if r["scene"] not in args.scenes]
         results = {**kept, "finished": "(running)",
                    "updated": f"sections {', '.join(args.sections)} rerun from "
                               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"}
@@ -281,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
             wanted = args.methods.split(",")
             methods = [m for m in methods if m.name in wanted]
         scenes = build_scenes(args.scenes, args.size, work)
-        results["scenes"] = [{"name": s.name, "width": s.width, "height": s.height, "bands": s.bands,
-                              "ratio": s.ratio, "note": s.note} for s in scenes]
+        described = [{"name": s.name, "width": s.width, "height": s.height, "bands": s.bands,
+                      "ratio": s.ratio, "note": s.note} for s in scenes]
+        results["scenes"] = [s for s in results.get("scenes", []) if s["name"] not in args.scenes] + described
         first = [s for s in scenes if s.name != "worldview2"]
         last = [s for s in scenes if s.name == "worldview2"]
         deep = [m for m in methods if m.kind == "deep"]
@@ -291,10 +302,11 @@ def main(argv: list[str] | None = None) -> int:
             for scene in chosen:
                 results.setdefault("throughput", []).extend(
                     throughput([scene], methods, args, work, prior=results.get("throughput", [])))
-                if results["machine"]["cuda"] and deep:
-                    results.setdefault("throughput_cuda", []).extend(
-                        throughput([scene], deep, args, work, device="cuda",
-                                   prior=results.get("throughput_cuda", [])))
+                if results["machine"]["cuda"] and deep:  # the GPU in half and in full precision
+                    for key, half in (("throughput_cuda", True), ("throughput_cuda_float32", False)):
+                        results.setdefault(key, []).extend(
+                            throughput([scene], deep, args, work, device="cuda",
+                                       prior=results.get(key, []), half=half))
                 save()
 
         if "throughput" in args.sections:

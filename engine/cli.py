@@ -15,6 +15,7 @@ import sys
 import time
 
 from .errors import Cancelled, PansharpenError
+from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
 
 class ProgressBar:
@@ -44,7 +45,7 @@ def _sharpen(args) -> int:
         pan=args.pan, ms=args.ms, output=args.output, method=args.method,
         pan_band=args.pan_band, weights=args.weights, device=args.device,
         tile=args.tile, overlap=args.overlap, overwrite=args.overwrite,
-        float32=args.float32, sensor=args.sensor,
+        float32=args.float32, sensor=args.sensor, half=not args.full_precision,
     )
     bar = None if args.quiet else ProgressBar("sharpening")
     result = sharpen(request, progress=bar, log=lambda m: print(m, file=sys.stderr))
@@ -108,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--sensor", default=None, help="sensor name (WV2, WV3, QB, IKONOS, GE1, GF2, ...) for MTF and scale")
         p.add_argument("--weights", default=None, help="a .safetensors model for a deep method")
         p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-        p.add_argument("--tile", type=int, default=512, help="tile size in PAN pixels")
-        p.add_argument("--overlap", type=int, default=32, help="tile overlap (blended) in PAN pixels")
+        p.add_argument("--tile", type=int, default=DEFAULT_TILE, help=f"tile size in PAN pixels ({DEFAULT_TILE})")
+        p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
+                       help=f"tile overlap (blended) in PAN pixels ({DEFAULT_OVERLAP})")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("sharpen", help="sharpen a PAN/MS pair into a GeoTIFF")
@@ -119,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="auto", help="method name (see `pansharpen methods`); auto picks the best fit")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--float32", action="store_true", help="write float32 instead of the MS data type")
+    p.add_argument("--full-precision", action="store_true",
+                   help="run deep models in float32 on CUDA too (default: float16 autocast on CUDA)")
     add_common(p)
     p.set_defaults(run=_sharpen)
 

@@ -89,7 +89,7 @@ class ClassicalTileMethod:
 
 
 def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
-            weights: str | None = None, device: str = "auto"):
+            weights: str | None = None, device: str = "auto", half: bool = True):
     """The per-tile callable for a method name (``auto`` resolved by the caller)."""
     if name in CLASSICAL:
         if weights:
@@ -105,7 +105,7 @@ def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
         weights = _shipped_for(name, ratio, bands, sensor)
     from .models import load
 
-    model = load(weights, device=device)
+    model = load(weights, device=device, half=half)
     _check_model_fits(model, name, ratio, bands)
     return model
 

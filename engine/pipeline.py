@@ -13,6 +13,7 @@ from .families import choose_model
 from .methods import prepare
 from .raster_io import PairInfo, RasterPair, Window
 from .streaming import run_tiled
+from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 from .writer import GeoTiffWriter, check_output
 
 GDAL_CACHE_BYTES = 16 * 1024 * 1024  # keeps memory flat however large the raster
@@ -27,12 +28,14 @@ class SharpenRequest:
     pan_band: int | None = None  # 1-based; required when the PAN has several bands
     weights: str | None = None
     device: str = "auto"
-    tile: int = 512
-    overlap: int = 32
+    tile: int = DEFAULT_TILE
+    overlap: int = DEFAULT_OVERLAP
     overwrite: bool = False
     float32: bool = False
     extent: tuple[float, float, float, float] | None = None  # PAN CRS: xmin, ymin, xmax, ymax
     sensor: str | None = None
+    threads: bool = True  # reader and writer threads beside the computation (streaming)
+    half: bool = True  # deep models in float16 autocast on CUDA (False: float32)
 
 
 @dataclass
@@ -73,7 +76,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         say(choice.reason)
         name, weights = choice.method, choice.weights
     method = prepare(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
-                     weights=weights, device=request.device)
+                     weights=weights, device=request.device, half=request.half)
     say(f"{name}: {pair.window.width} x {pair.window.height} pixels, ratio {pair.ratio}, "
         f"{pair.bands} bands, tiles of {request.tile} with {request.overlap} overlap.")
     data_type = "Float32" if request.float32 else info.data_type
@@ -86,7 +89,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
     ) as writer:
         run_tiled(pair, method, pair.window.height, pair.window.width, writer.write,
                   tile=request.tile, overlap=request.overlap,
-                  progress=progress, cancelled=cancelled)
+                  progress=progress, cancelled=cancelled, threads=request.threads)
         writer.commit()
     seconds = time.perf_counter() - start
     say(f"Wrote {request.output} in {seconds:.1f} s.")
@@ -97,7 +100,7 @@ def _check_tiling(tile: int, overlap: int) -> None:
     if overlap < 0 or tile < 64 or tile <= 2 * overlap:
         raise PansharpenError(
             f"Tile size {tile} with overlap {overlap} does not work: use a tile of at least "
-            "64 pixels and an overlap under half the tile (defaults: 512 and 32)."
+            f"64 pixels and an overlap under half the tile (defaults: {DEFAULT_TILE} and {DEFAULT_OVERLAP})."
         )
 
 

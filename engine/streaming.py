@@ -10,6 +10,8 @@ context), the method applied, and the result blended into the output (``tiling``
 from __future__ import annotations
 
 import math
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -18,7 +20,7 @@ import numpy as np
 from . import upsample
 from .errors import Cancelled
 from .raster_io import mirror_pad, valid_mask
-from .tiling import Tile, TileGrid
+from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, Tile, TileGrid
 
 Progress = Callable[[float], None]
 IsCancelled = Callable[[], bool]
@@ -92,8 +94,8 @@ def read_tile(source: Source, tile: Tile, halo: int, scene=None):
     The window starts and ends on MS pixel boundaries so that pan, lms and ms cover the
     same ground; returns (pan, lms, ms, valid, (dy, dx)) with (dy, dx) the tile's
     offset inside the window. Normalisation: the source's constant ``pan_scale`` and
-    ``scale``, or, given ``scene`` (a ``radiometry.SceneNormalisation``), its per-band
-    scene statistics.
+    ``scale``, or, given ``scene`` (a ``radiometry.SceneNormalisation``), its scene
+    statistics.
     """
     r = source.ratio
     px, py = source.ms_phase
@@ -119,42 +121,146 @@ def read_tile(source: Source, tile: Tile, halo: int, scene=None):
 
 
 def scene_normalisation(source: Source, method):
-    """Scene statistics for a method whose ``normalisation`` is "scene" (deep models
-    trained that way), else None: the constant scale."""
-    if getattr(method, "normalisation", "scale") != "scene":
+    """Scene statistics for a method whose ``normalisation`` is a scene kind (deep
+    models trained that way, ``radiometry``), else None: the constant scale."""
+    kind = getattr(method, "normalisation", "scale")
+    if kind == "scale":
         return None
     from .radiometry import SceneNormalisation
 
-    return SceneNormalisation.from_source(source)
+    return SceneNormalisation.from_source(source, kind=kind)
 
 
 def run_tiled(source: Source, method, height: int, width: int, sink: CellSink, *,
-              tile: int = 512, overlap: int = 32,
+              tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
               progress: Progress | None = None, cancelled: IsCancelled | None = None,
-              scene=None) -> None:
+              scene=None, threads: bool = True) -> None:
     """Apply ``method`` over the whole output grid; hand finished cells to ``sink``.
 
     ``sink(y0, x0, values (B, h, w) in digital numbers, valid (h, w))`` receives each
     output cell once, in row-major order of completion. A method whose
-    ``normalisation`` is "scene" gets per-band scene statistics (computed once here
+    ``normalisation`` is a scene kind gets the scene statistics (computed once here
     unless ``scene`` gives them) for every tile; others the constant scale.
+
+    With ``threads`` a reader thread reads and prepares the next tiles and a writer
+    thread blends and hands out cells while the method runs on the current ones (GDAL
+    I/O and numpy release the GIL); the results are the same as without. A method
+    with ``run_batch`` and a ``batch_size`` above one gets consecutive tiles of one
+    shape together.
     """
     grid = TileGrid(height, width, tile, overlap)
-    blender = grid.blender()
-    scale = np.float32(source.scale)
     if scene is None:
         scene = scene_normalisation(source, method)
-    for done, t in enumerate(grid):
-        if cancelled is not None and cancelled():
-            raise Cancelled("Cancelled by the user; nothing was written.")
-        pan, lms, ms, valid, (dy, dx) = read_tile(source, t, method.halo, scene)
-        out = method(pan, lms, ms)
-        h, w = t.y1 - t.y0, t.x1 - t.x0
+    halo = method.halo  # measured once, before the threads start
+    finish = _Finisher(grid, np.float32(source.scale), scene, sink)
+    tiles = list(grid)
+    done = 0
+    with _Stages(threads, depth=2 * getattr(method, "batch_size", 1)) as stages:
+        reads = stages.prefetch(lambda t: read_tile(source, t, halo, scene), tiles)
+        for group in _batches(reads, getattr(method, "batch_size", 1)):
+            if cancelled is not None and cancelled():
+                raise Cancelled("Cancelled by the user; nothing was written.")
+            outs = _apply(method, [read[:3] for _, read in group])
+            for (t, read), out in zip(group, outs):
+                stages.write(finish, t, out, read[3], read[4])
+            done += len(group)
+            if progress is not None:
+                progress(done / len(tiles))
+
+
+def _apply(method, inputs: list[tuple]) -> list[np.ndarray]:
+    if len(inputs) > 1:
+        return method.run_batch(inputs)
+    return [method(*inputs[0])]
+
+
+def _batches(reads, size: int):
+    """Consecutive (tile, read) pairs in groups of at most ``size`` with equal input shapes."""
+    group = []
+    for item in reads:
+        shapes = lambda entry: tuple(a.shape for a in entry[1][:3])
+        if group and (len(group) == size or shapes(group[0]) != shapes(item)):
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
+
+
+class _Finisher:
+    """Crops a tile's output to the tile, maps it back to digital numbers, blends it and
+    hands the completed cells to the sink (in tile order: the blender needs it)."""
+
+    def __init__(self, grid: TileGrid, scale: np.float32, scene, sink: CellSink):
+        self.blender, self.scale, self.scene, self.sink = grid.blender(), scale, scene, sink
+
+    def __call__(self, t: Tile, out: np.ndarray, valid: np.ndarray, where: tuple[int, int]) -> None:
+        (dy, dx), h, w = where, t.y1 - t.y0, t.x1 - t.x0
         out = out[:, dy:dy + h, dx:dx + w]
-        out = scene.denormalise_ms(out) if scene is not None else out * scale
+        out = self.scene.denormalise_ms(out) if self.scene is not None else out * self.scale
         mask = valid[None, dy:dy + h, dx:dx + w].astype(np.float32)
-        stacked = np.concatenate([out * mask, mask])
-        for y0, x0, cell in blender.add(t, stacked):
-            sink(y0, x0, cell[:-1], cell[-1] > 0.5)
-        if progress is not None:
-            progress((done + 1) / len(grid))
+        for y0, x0, cell in self.blender.add(t, np.concatenate([out * mask, mask])):
+            self.sink(y0, x0, cell[:-1], cell[-1] > 0.5)
+
+
+class _Stages:
+    """A reader thread ahead of the computation and a writer thread behind it, each at
+    most ``depth`` tiles away; or, without threads, the same calls made in line.
+
+    Leaving the block (normally, on an error or a cancel) waits for the writer and
+    drops unstarted reads, so nothing touches the output after ``run_tiled`` returns;
+    an error in either thread is raised in the caller's.
+    """
+
+    def __init__(self, threads: bool, depth: int = 2):
+        self.threads, self.depth = threads, max(1, depth)
+        self._writes: deque[Future] = deque()
+        self._failed = False
+
+    def __enter__(self) -> "_Stages":
+        if self.threads:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="pansharpen-read")
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="pansharpen-write")
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.threads:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            self._writer.shutdown(wait=True, cancel_futures=exc_type is not None)
+        if exc_type is None:
+            while self._writes:
+                self._writes.popleft().result()
+
+    def prefetch(self, read: Callable, items: list):
+        """Yield (item, read(item)) in order, reading up to ``depth`` items ahead."""
+        if not self.threads:
+            yield from ((item, read(item)) for item in items)
+            return
+        pending: deque = deque()
+        for item in items:
+            pending.append((item, self._reader.submit(read, item)))
+            if len(pending) > self.depth:
+                first, future = pending.popleft()
+                yield first, future.result()
+        while pending:
+            first, future = pending.popleft()
+            yield first, future.result()
+
+    def _guarded(self, fn: Callable, *args) -> None:
+        """Writes queued behind a failed one are dropped, not attempted."""
+        if self._failed:
+            return
+        try:
+            fn(*args)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def write(self, fn: Callable, *args) -> None:
+        """Run ``fn(*args)`` on the writer thread (in submission order)."""
+        if not self.threads:
+            fn(*args)
+            return
+        self._writes.append(self._writer.submit(self._guarded, fn, *args))
+        while self._writes and (self._writes[0].done() or len(self._writes) > self.depth):
+            self._writes.popleft().result()

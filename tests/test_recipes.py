@@ -69,7 +69,7 @@ def test_exported_weights_carry_family_radiometry_and_quality(vhr4_tiny, monkeyp
     assert choice.method == "fose" and choice.weights == str(out / "vhr4-fose.safetensors")
     model = prepare("fose", ratio=4, bands=4, device="cpu")
     meta = model.metadata
-    assert model.normalisation == "scene" and meta["normalisation"] == "scene-p1-p99"
+    assert model.normalisation == "scene" and meta["normalisation"] == "scene-joint-p1-p99"
     assert meta["bands"] == ["blue", "green", "red", "NIR"] and meta["family"] == "vhr4"
     assert "Q2n" in meta["quality"]["summary"] and "SAM" in meta["quality"]["reduced"]
     listed = {(m.family, m.architecture): m for m in shipped_models()}

@@ -4,8 +4,9 @@ Layout (see ``configs/tiny.toml`` and ``configs/cpu.toml``)::
 
     seed = 0
     [data]            paths, val_fraction, patch, stride, crop, normalisation
-                      ("scale": constant, the default; "scene": per-band scene
-                      statistics, see datasets and engine.radiometry)
+                      ("scale": constant, the default; "scene": scene
+                      statistics, one mapping for all bands and the PAN;
+                      "scene-band": per band; see engine.radiometry)
     [stage]           defaults for every stage (StageConfig fields)
     [fose.model]      the Fose model config passed to engine.models.build
     [fose.stage1]     overrides for Fose stage 1 (and stage2, stage3, stage4)

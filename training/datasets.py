@@ -18,8 +18,9 @@ validation files; pass one as ``validation`` to use it instead).
 
 Normalisation: by default every array is divided by the constant scale (sensor, NBITS
 or data type). With ``normalisation="scene"`` (config ``[data] normalisation``) the
-patches are mapped per band by the scene's own statistics, as the engine does for
-models trained so (``engine.radiometry``): the statistics come from the degraded
+patches are mapped by the scene's own statistics (one offset and span for all bands and
+the PAN; "scene-band": per band, the earlier choice), as the engine does for models
+trained so (``engine.radiometry``): the statistics come from the degraded
 inputs of each region (PAN_lr and MS_lr, i.e. what inference would see) and apply to
 inputs and ground truth alike; ``PatchSet.norm`` keeps them for validation. Patch
 files without a scene take the statistics of all their degraded patches together.
@@ -234,7 +235,7 @@ def wald_patches(scene: ScenePair, patch: int = 64, stride: int = 32,
     (engine.upsample.upsample). Patches are ``patch`` x ``patch`` on the ground-truth
     grid at positions that are multiples of the ratio (so each has an exact MS patch of
     patch/ratio), every ``stride`` pixels, inside the region only. ``normalisation``:
-    "scale" (constant) or "scene" (module doc)."""
+    "scale" (constant), "scene" or "scene-band" (module doc)."""
     from ..engine.mtf import wald_degrade
     from ..engine.upsample import upsample
 
@@ -264,33 +265,33 @@ def wald_patches(scene: ScenePair, patch: int = 64, stride: int = 32,
     f = lambda items: torch.from_numpy(np.stack(items).astype(np.float32) / scene.scale)
     out = PatchSet(f(gt_p), f(lms_p), f(ms_p), f(pan_p), scene.scale, r, scene.sensor,
                    f"{scene.source} MS columns [{c0}, {c1})")
-    if _check_normalisation(normalisation) == "scene":
+    if _check_normalisation(normalisation) != "scale":
         from ..engine.radiometry import SceneNormalisation
 
-        norm = SceneNormalisation.from_arrays(pan_lr / scene.scale, ms_lr / scene.scale)
+        norm = SceneNormalisation.from_arrays(pan_lr / scene.scale, ms_lr / scene.scale, kind=normalisation)
         out = apply_scene_normalisation(out, norm)
     return out
 
 
-NORMALISATIONS = ("scale", "scene")
-
-
 def _check_normalisation(name: str) -> str:
+    from ..engine.radiometry import KINDS as NORMALISATIONS
+
     if name not in NORMALISATIONS:
         raise PansharpenError(f"[data] normalisation {name!r} is unknown; use one of "
                               f"{', '.join(NORMALISATIONS)}")
     return name
 
 
-def apply_scene_normalisation(patches: PatchSet, norm=None) -> PatchSet:
-    """Map constant-scaled patches by scene statistics (``norm``, else those of all the
-    patches' degraded inputs together); the result keeps ``norm`` for validation."""
+def apply_scene_normalisation(patches: PatchSet, norm=None, kind: str = "scene") -> PatchSet:
+    """Map constant-scaled patches by scene statistics (``norm``, else those of ``kind``
+    over all the patches' degraded inputs together); the result keeps ``norm`` for
+    validation."""
     from ..engine.radiometry import SceneNormalisation
 
     if norm is None:
         pan = patches.pan.numpy()[:, 0]  # (N, H, W): the statistics see N stacked images
         ms = np.moveaxis(patches.ms.numpy(), 1, 0).reshape(patches.bands, len(patches), -1)
-        norm = SceneNormalisation.from_arrays(pan.reshape(len(patches), -1), ms)
+        norm = SceneNormalisation.from_arrays(pan.reshape(len(patches), -1), ms, kind=kind)
     ms_map = lambda t: None if t is None else torch.from_numpy(norm.normalise_ms(t.numpy()))
     return PatchSet(ms_map(patches.gt), ms_map(patches.lms), ms_map(patches.ms),
                     torch.from_numpy(norm.normalise_pan(patches.pan.numpy())),
@@ -337,11 +338,11 @@ def load_training_data(paths: Sequence[str | Path], *, val_fraction: float = 0.2
     ``paths``: one ``.h5``/``.hdf5`` (PanCollection), one ``.mat`` (ready patches or a
     GRIP pair), or two GeoTIFFs (PAN then MS). ``crop`` keeps the top-left
     crop x crop MS pixels of a pair (for quick runs and tests). ``normalisation``:
-    "scale" (constant, the default) or "scene" (module doc)."""
+    "scale" (constant, the default), "scene" or "scene-band" (module doc)."""
     _check_normalisation(normalisation)
     paths = [Path(p) for p in paths]
-    scene_norm = (lambda pair: tuple(apply_scene_normalisation(p) for p in pair)) \
-        if normalisation == "scene" else (lambda pair: pair)
+    scene_norm = (lambda pair: tuple(apply_scene_normalisation(p, kind=normalisation) for p in pair)) \
+        if normalisation != "scale" else (lambda pair: pair)
     for p in paths:
         if not p.exists():
             raise PansharpenError(f"training data {p} does not exist; pass --data with "

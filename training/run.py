@@ -111,15 +111,15 @@ class Run:
             bands=self.band_names(), ratio=self.train.ratio, scale=self.train.scale,
             training_data=self.train.source, licence=data_licence(self.train.source),
             quality=quality or {})
-        if self.normalisation == "scene":
-            from ..engine.radiometry import NAME
+        if self.normalisation != "scale":
+            from ..engine.radiometry import RECORDED
 
-            meta["normalisation"] = NAME  # the engine then normalises tiles the same way
+            meta["normalisation"] = RECORDED[self.normalisation]  # the engine then does the same
         return meta
 
     @property
     def normalisation(self) -> str:
-        """``[data] normalisation``: "scale" (constant, default) or "scene"."""
+        """``[data] normalisation``: "scale" (constant, default), "scene" or "scene-band"."""
         return self.config.get("data", {}).get("normalisation", "scale")
 
 

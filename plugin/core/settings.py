@@ -1,10 +1,10 @@
 """The few choices the plugin remembers between sessions (QgsSettings)."""
 from qgis.core import QgsSettings
 
+from ...engine.tiling import DEFAULT_OVERLAP, DEFAULT_TILE  # noqa: F401 (the plugin's defaults too)
+
 PREFIX = "diffusion_pansharpening/"
 DEVICES = ("auto", "cpu", "cuda")
-DEFAULT_TILE = 512
-DEFAULT_OVERLAP = 32
 
 
 def _settings() -> QgsSettings:

@@ -89,9 +89,11 @@ def card(results: dict, arch: str) -> str:
         "", what, "",
         f"- Bands: {', '.join(results['bands'])}; ratio {results['ratio']}; file "
         f"`{fam}-{arch}.safetensors` ({speed.get('parameters', 0):,} parameters).",
-        "- Inputs are normalised per scene and per band (1st/99th percentiles, "
-        "`scene-p1-p99`), so 8-bit, 11-bit and reflectance products of the same scene "
-        "give the same result.",
+        "- Inputs are normalised by the scene's own statistics: one offset and one span "
+        "(1st/99th percentiles of all MS values, `scene-joint-p1-p99`) for every band and "
+        "the PAN, so the same scene as 11-bit DN, reflectance x 10000 or a linearly "
+        "stretched 8-bit product gives the same result, and band ratios and the PAN-MS "
+        "relation stay as the sensor recorded them (see `engine/radiometry.py`).",
         "", "## Training imagery and licence", "",
         f"{results['imagery']}. {licence_text(results['licence'])}", "",
         f"Held-out region: MS columns from {results['heldout_columns'][0]} to "

@@ -116,8 +116,8 @@ def split(scene, data: dict):
                  else datasets.read_mat_patches(path))
         if data.get("extra_limit"):
             extra = extra.subset(slice(0, int(data["extra_limit"])))
-        if norm == "scene":
-            extra = datasets.apply_scene_normalisation(extra)
+        if norm != "scale":
+            extra = datasets.apply_scene_normalisation(extra, kind=norm)
         extras.append(extra)
     if extras:
         train = datasets.concat([train] + extras)
@@ -234,6 +234,18 @@ def recipe_run(family_name: str, config_name: str, out: Path, work: Path, docs: 
     return results
 
 
+def rewrite_cards(out: Path, family_name: str) -> None:
+    """The family's cards again from its saved results, with the recipe's current [notes]."""
+    saved = out / f"{family_name}-quality.json"
+    if not saved.exists():
+        return
+    results = json.loads(saved.read_text())
+    results["notes"] = load_recipe(family_name).get("notes", {})
+    saved.write_text(json.dumps(results, indent=2))
+    for arch in CARDS:
+        (out / f"{family_name}-{arch}.md").write_text(cards.card(results, arch))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="run.py", description=__doc__.split("\n\n")[0])
     p.add_argument("family", help="landsat8, vhr4 or wv8")
@@ -242,7 +254,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--work", default=None, help="training runs folder")
     p.add_argument("--docs", default=None, help="folder of quality.md and its pictures")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
-    p.add_argument("--docs-only", action="store_true", help="only rewrite quality.md from --out")
+    p.add_argument("--docs-only", action="store_true",
+                   help="no training: rewrite the family's cards (with the recipe's [notes]) and quality.md from --out")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -255,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         out / "runs" / args.family if args.out else ROOT / ".build" / "recipes" / f"{args.family}-{args.config}")
     try:
         if args.docs_only:
+            rewrite_cards(out, args.family)
             print(cards.quality_doc(out, docs))
             return 0
         recipe_run(args.family, args.config, out, work, docs, args.threads, not args.quiet)

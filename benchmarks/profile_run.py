@@ -1,0 +1,162 @@
+"""Where the time of a deep-model run goes, and what the fast path gains.
+
+Runs ``sharpen`` with a shipped model on the Landsat-8 scene upsampled to N x N PAN
+(``inputs.landsat_scene``):
+
+1. the plain path (``threads=False``: read, model, write in turn) under cProfile, and
+   splits its wall time into the engine's phases (scene statistics, reading and
+   upsampling tiles, the model, blending and writing cells, the final compression);
+2. the model alone on one tile, split into its parts (for fose: the one-step
+   student, the E2E net, the ensemble blocks);
+3. the fast path (reader and writer threads) and the plain path again, side by side,
+   at each tile size given, with the throughput in output megapixels per second.
+
+    .venv/bin/python benchmarks/profile_run.py [--size 2048] [--method fose]
+        [--tiles 512,1024] [--out docs/profile-fose.md]
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import inputs  # noqa: E402
+import machine  # noqa: E402
+
+from diffusion_pansharpening.engine.models import load  # noqa: E402
+from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+# engine functions whose cumulative time makes a phase (module file, function name)
+PHASES = {
+    "scene statistics (once)": ("radiometry.py", "from_source"),
+    "read + upsample tiles": ("streaming.py", "read_tile"),
+    "model": ("models/__init__.py", "run_batch"),
+    "blend + write cells": ("streaming.py", "__call__"),
+    "compress the output (commit)": ("writer.py", "commit"),
+}
+
+
+def host() -> str:
+    m = machine.describe()
+    return f"{m['cpu']}, {m['cores']} cores, torch {m.get('torch')}, load average {m['load_average']:.1f} at the start"
+
+
+def weights(method: str) -> str:
+    return str(ROOT / "resources" / "weights" / f"landsat8-{method}.safetensors")
+
+
+def run(scene, method: str, tile: int, threads: bool, out: Path) -> float:
+    start = time.perf_counter()
+    sharpen(SharpenRequest(scene.pan, scene.ms, str(out), method=method, weights=weights(method),
+                           device="cpu", tile=tile, overwrite=True, threads=threads))
+    return time.perf_counter() - start
+
+
+def phases(scene, method: str, tile: int, out: Path) -> tuple[float, dict[str, float]]:
+    profile = cProfile.Profile()
+    start = time.perf_counter()
+    profile.enable()
+    sharpen(SharpenRequest(scene.pan, scene.ms, str(out), method=method, weights=weights(method),
+                           device="cpu", tile=tile, overwrite=True, threads=False))
+    profile.disable()
+    wall = time.perf_counter() - start
+    stats = pstats.Stats(profile).stats
+    found = {}
+    for label, (file, name) in PHASES.items():
+        found[label] = sum(v[3] for (f, _, n), v in stats.items() if f.endswith(file) and n == name)
+    return wall, found
+
+
+def model_parts(method: str, tile: int) -> dict[str, float]:
+    """Seconds of each part of the model on one tile (median of 3)."""
+    model = load(weights(method), device="cpu")
+    halo = model.halo
+    size = tile + 2 * halo
+    pan, lms = torch.rand(1, 1, size, size), torch.rand(1, 4, size, size)
+    ms = torch.rand(1, 4, size // 2, size // 2)
+    net = model.model
+    noise = torch.randn(lms.shape, generator=torch.Generator().manual_seed(0))
+    if method == "fose":
+        r1, f1 = net.student.predict(pan, lms, ms, noise=noise)
+        r2, f2 = net.e2e.predict(pan, lms, ms)
+        parts = {"one-step student (dm1)": lambda: net.student.predict(pan, lms, ms, noise=noise),
+                 "E2E net": lambda: net.e2e.predict(pan, lms, ms),
+                 "ensemble blocks": lambda: net.ensemble(r1, r2, f1, f2, pan, lms),
+                 "whole fose": lambda: net(pan, lms, ms, noise=noise)}
+    else:
+        parts = {method: lambda: model(pan[0, 0].numpy(), lms[0].numpy(), ms[0].numpy())}
+    out = {}
+    with torch.inference_mode():
+        for label, fn in parts.items():
+            fn()
+            times = []
+            for _ in range(3):
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
+            out[label] = float(np.median(times))
+    out["input tile side (tile + 2 x halo)"] = size
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=2048)
+    p.add_argument("--method", default="fose")
+    p.add_argument("--tiles", default="512,1024")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    tiles = [int(t) for t in args.tiles.split(",")]
+    lines = [f"# Profile of a `{args.method}` run", "",
+             f"Made by `benchmarks/profile_run.py --size {args.size} --method {args.method} "
+             f"--tiles {args.tiles}` on {host()}; the Landsat-8 scene upsampled to "
+             f"{args.size} x {args.size} PAN, torch threads {torch.get_num_threads()}.", ""]
+    with tempfile.TemporaryDirectory(prefix="profile-") as tmp:
+        work = Path(tmp)
+        scene = inputs.landsat_scene(args.size, work)
+        mp = scene.pixels / 1e6
+        wall, found = phases(scene, args.method, tiles[0], work / "plain.tif")
+        lines += [f"## The plain path, tile {tiles[0]}: {wall:.1f} s ({mp / wall:.3f} MP/s)", "",
+                  "| phase | seconds | share |", "|---|---:|---:|"]
+        for label, seconds in found.items():
+            lines.append(f"| {label} | {seconds:.2f} | {100 * seconds / wall:.0f} % |")
+        rest = wall - sum(found.values())
+        lines += [f"| the rest (opening files, loading the model, torch import) | {rest:.2f} | "
+                  f"{100 * rest / wall:.0f} % |", ""]
+        parts = model_parts(args.method, tiles[0])
+        side = parts.pop("input tile side (tile + 2 x halo)")
+        lines += [f"## The model on one {tiles[0]}-pixel tile ({side} x {side} with its halo)", "",
+                  "| part | seconds |", "|---|---:|"]
+        lines += [f"| {label} | {seconds:.3f} |" for label, seconds in parts.items()] + [""]
+        lines += ["## Fast path against plain path, side by side", "",
+                  f"Each row: {args.repeats} runs alternating plain and fast; median seconds.", "",
+                  "| tile | plain s | fast s | plain MP/s | fast MP/s | fast / plain speed |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for tile in tiles:
+            plain, fast = [], []
+            for _ in range(args.repeats):
+                plain.append(run(scene, args.method, tile, False, work / "o.tif"))
+                fast.append(run(scene, args.method, tile, True, work / "o.tif"))
+            tp, tf = float(np.median(plain)), float(np.median(fast))
+            lines.append(f"| {tile} | {tp:.1f} | {tf:.1f} | {mp / tp:.3f} | {mp / tf:.3f} | {tp / tf:.2f} |")
+            print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
