@@ -41,10 +41,8 @@ def _child(argv: list[str]) -> dict:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
-    from diffusion_pansharpening.engine.tiling import DEFAULT_TILE
-
     start = time.perf_counter()
-    sharpen(SharpenRequest(args.pan, args.ms, args.out, method=args.method, tile=args.tile or DEFAULT_TILE,
+    sharpen(SharpenRequest(args.pan, args.ms, args.out, method=args.method, tile=args.tile,
                            weights=args.weights, device=args.device, overwrite=True))
     seconds = time.perf_counter() - start
     return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "seconds": seconds}

@@ -15,7 +15,6 @@ from typing import Callable
 
 from diffusion_pansharpening.engine.methods import list_methods, shipped_weights
 from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
-from diffusion_pansharpening.engine.tiling import DEFAULT_TILE
 
 from inputs import Scene
 from peers import PeerFailed, run_qgis
@@ -58,7 +57,7 @@ def find_weights(method: str, weights_dir: Path | None) -> str | None:
     return str(shipped[0]) if shipped else None
 
 
-def in_process(scene: Scene, method: Method, out: Path, tile: int = DEFAULT_TILE,
+def in_process(scene: Scene, method: Method, out: Path, tile: int | None = None,
                device: str = "auto", half: bool = True) -> Callable[[], None]:
     """The job ``sharpen(...)`` runs in this process (what the CLI and the plugin call)."""
     request = SharpenRequest(scene.pan, scene.ms, str(out), method=method.name, tile=tile,
@@ -66,10 +65,10 @@ def in_process(scene: Scene, method: Method, out: Path, tile: int = DEFAULT_TILE
     return lambda: sharpen(request)
 
 
-def command_line(scene: Scene, method: Method, out: Path, tile: int = DEFAULT_TILE) -> Callable[[], None]:
+def command_line(scene: Scene, method: Method, out: Path, tile: int | None = None) -> Callable[[], None]:
     """The same job through the ``pansharpen sharpen`` command (a fresh process)."""
     args = [PANSHARPEN, "sharpen", scene.pan, scene.ms, str(out), "--method", method.name,
-            "--tile", str(tile), "--overwrite", "--quiet"]
+            "--overwrite", "--quiet"] + (["--tile", str(tile)] if tile else [])
     if method.weights:
         args += ["--weights", method.weights]
 
@@ -80,11 +79,11 @@ def command_line(scene: Scene, method: Method, out: Path, tile: int = DEFAULT_TI
     return run
 
 
-def through_qgis(scene: Scene, method: Method, out: Path, work: Path, tile: int = DEFAULT_TILE) -> Callable[[], None]:
+def through_qgis(scene: Scene, method: Method, out: Path, work: Path, tile: int | None = None) -> Callable[[], None]:
     """The same job through ``qgis_process.bin run diffusion_pansharpening:pansharpen``."""
     # The algorithm's METHOD enum takes the method's name (static string values).
     args = ["run", PLUGIN_ALGORITHM, "--", f"PAN={scene.pan}", f"MS={scene.ms}", f"METHOD={method.name}",
-            f"TILE_SIZE={tile}", f"OUTPUT={out}"]
+            f"TILE_SIZE={tile or 0}", f"OUTPUT={out}"]
     if method.weights:
         args.append(f"WEIGHTS={method.weights}")
     return lambda: run_qgis(args, work)

@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--sensor", default=None, help="sensor name (WV2, WV3, QB, IKONOS, GE1, GF2, ...) for MTF and scale")
         p.add_argument("--weights", default=None, help="a .safetensors model for a deep method")
         p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-        p.add_argument("--tile", type=int, default=DEFAULT_TILE, help=f"tile size in PAN pixels ({DEFAULT_TILE})")
+        p.add_argument("--tile", type=int, default=None,
+                       help=f"tile size in PAN pixels (default: {DEFAULT_TILE}; deep models on the CPU "
+                            "choose theirs, about 448)")
         p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
                        help=f"tile overlap (blended) in PAN pixels ({DEFAULT_OVERLAP})")
         p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -23,7 +23,7 @@ from .methods import prepare
 from .mtf import wald_degrade
 from .raster_io import RasterPair, normalise_sensor
 from .streaming import ArraySource, run_tiled
-from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE
+from .tiling import DEFAULT_OVERLAP
 
 EVAL_TILE = 128  # pixels of the scored image (PAN grid of the sharpened product)
 FULL_BORDER = 21  # the toolbox's border cut at full resolution, PAN pixels
@@ -77,7 +77,7 @@ def _load_mat(path: str, sensor: str | None) -> Pair:
 
 
 def sharpen_arrays(pair: Pair, method_name: str, *, weights=None, device="auto",
-                   tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, progress=None) -> np.ndarray:
+                   tile=None, overlap=DEFAULT_OVERLAP, progress=None) -> np.ndarray:
     """Run a method over in-memory arrays through the tiled engine; (B, H, W) DN."""
     if method_name == BASELINE:
         from .upsample import upsample
@@ -130,7 +130,7 @@ def tiles_mean(score, fused: np.ndarray, *others: np.ndarray, tile: int, scale_o
 
 def evaluate(pan: str, ms: str, methods: list[str], *, protocol: str = "reduced",
              sensor: str | None = None, pan_band: int | None = None, weights=None,
-             device: str = "auto", tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
+             device: str = "auto", tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
              progress=None) -> dict:
     """Score each method on the pair; returns a JSON-ready report."""
     if protocol not in ("reduced", "full"):
@@ -144,7 +144,7 @@ def evaluate(pan: str, ms: str, methods: list[str], *, protocol: str = "reduced"
 
 
 def evaluate_pair(pair: Pair, methods: list[str], *, protocol: str = "reduced", weights=None,
-                  device: str = "auto", tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, progress=None,
+                  device: str = "auto", tile: int | None = None, overlap: int = DEFAULT_OVERLAP, progress=None,
                   external: dict | None = None, fused_out: dict | None = None) -> dict:
     """Score methods on an in-memory pair (see module doc); a JSON-ready report.
 

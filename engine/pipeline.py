@@ -12,8 +12,8 @@ from .errors import PansharpenError
 from .families import choose_model
 from .methods import prepare
 from .raster_io import PairInfo, RasterPair, Window
-from .streaming import run_tiled
-from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE
+from .streaming import run_tiled, tile_for
+from .tiling import DEFAULT_OVERLAP
 from .writer import GeoTiffWriter, check_output
 
 GDAL_CACHE_BYTES = 16 * 1024 * 1024  # keeps memory flat however large the raster
@@ -28,7 +28,7 @@ class SharpenRequest:
     pan_band: int | None = None  # 1-based; required when the PAN has several bands
     weights: str | None = None
     device: str = "auto"
-    tile: int = DEFAULT_TILE
+    tile: int | None = None  # PAN pixels a side; None: the method's (streaming.tile_for)
     overlap: int = DEFAULT_OVERLAP
     overwrite: bool = False
     float32: bool = False
@@ -63,7 +63,8 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
     start = time.perf_counter()
     say = log or (lambda message: None)
     check_output(request.output, request.overwrite)
-    _check_tiling(request.tile, request.overlap)
+    if request.tile is not None:
+        _check_tiling(request.tile, request.overlap)
     pair = RasterPair(request.pan, request.ms, request.pan_band, request.sensor)
     if request.extent is not None:
         pair.window = _restrict(pair, request.extent)
@@ -77,8 +78,10 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         name, weights = choice.method, choice.weights
     method = prepare(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
                      weights=weights, device=request.device, half=request.half)
+    tile = tile_for(method, request.tile)
+    _check_tiling(tile, request.overlap)
     say(f"{name}: {pair.window.width} x {pair.window.height} pixels, ratio {pair.ratio}, "
-        f"{pair.bands} bands, tiles of {request.tile} with {request.overlap} overlap.")
+        f"{pair.bands} bands, tiles of {tile} with {request.overlap} overlap.")
     data_type = "Float32" if request.float32 else info.data_type
     nodata = info.nodata if info.nodata is not None else (0 if info.resampled else None)
     with _gdal_cache(GDAL_CACHE_BYTES), GeoTiffWriter(
@@ -88,7 +91,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         overwrite=request.overwrite,
     ) as writer:
         run_tiled(pair, method, pair.window.height, pair.window.width, writer.write,
-                  tile=request.tile, overlap=request.overlap,
+                  tile=tile, overlap=request.overlap,
                   progress=progress, cancelled=cancelled, threads=request.threads)
         writer.commit()
     seconds = time.perf_counter() - start
@@ -100,7 +103,7 @@ def _check_tiling(tile: int, overlap: int) -> None:
     if overlap < 0 or tile < 64 or tile <= 2 * overlap:
         raise PansharpenError(
             f"Tile size {tile} with overlap {overlap} does not work: use a tile of at least "
-            f"64 pixels and an overlap under half the tile (defaults: {DEFAULT_TILE} and {DEFAULT_OVERLAP})."
+            f"64 pixels and an overlap under half the tile (default overlap {DEFAULT_OVERLAP})."
         )
 
 

@@ -131,12 +131,19 @@ def scene_normalisation(source: Source, method):
     return SceneNormalisation.from_source(source, kind=kind)
 
 
+def tile_for(method, tile: int | None = None) -> int:
+    """The tile size asked for, else the method's own (``preferred_tile``: deep models on
+    the CPU), else ``DEFAULT_TILE``."""
+    return tile or getattr(method, "preferred_tile", DEFAULT_TILE)
+
+
 def run_tiled(source: Source, method, height: int, width: int, sink: CellSink, *,
-              tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
+              tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
               progress: Progress | None = None, cancelled: IsCancelled | None = None,
               scene=None, threads: bool = True) -> None:
     """Apply ``method`` over the whole output grid; hand finished cells to ``sink``.
 
+    ``tile`` None: ``tile_for(method)``.
     ``sink(y0, x0, values (B, h, w) in digital numbers, valid (h, w))`` receives each
     output cell once, in row-major order of completion. A method whose
     ``normalisation`` is a scene kind gets the scene statistics (computed once here
@@ -148,7 +155,7 @@ def run_tiled(source: Source, method, height: int, width: int, sink: CellSink, *
     with ``run_batch`` and a ``batch_size`` above one gets consecutive tiles of one
     shape together.
     """
-    grid = TileGrid(height, width, tile, overlap)
+    grid = TileGrid(height, width, tile_for(method, tile), overlap)
     if scene is None:
         scene = scene_normalisation(source, method)
     halo = method.halo  # measured once, before the threads start

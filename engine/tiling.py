@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-DEFAULT_TILE = 1024  # PAN pixels a side: fose 18 % faster than at 512 (docs/profile-fose.md)
+DEFAULT_TILE = 1024  # PAN pixels a side, classical methods and GPUs (docs/benchmarks.md tile sweep)
 DEFAULT_OVERLAP = 32  # PAN pixels blended between neighbouring tiles
 
 

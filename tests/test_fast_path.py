@@ -150,3 +150,16 @@ def test_torch_threads_are_capped_and_a_lower_choice_stays(monkeypatch):
         assert torch.get_num_threads() == cpu_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_tile_size_is_the_users_else_the_methods_else_the_default():
+    from diffusion_pansharpening.engine.methods import prepare
+    from diffusion_pansharpening.engine.models import CPU_TILE_INPUT
+    from diffusion_pansharpening.engine.streaming import tile_for
+    from diffusion_pansharpening.engine.tiling import DEFAULT_TILE
+
+    fose = load(shipped("fose"), device="cpu")
+    tile = tile_for(fose)
+    assert tile % 64 == 0 and tile + 2 * fose.halo <= CPU_TILE_INPUT < tile + 64 + 2 * fose.halo
+    assert tile_for(fose, 300) == 300
+    assert tile_for(prepare("gsa", ratio=2, bands=4)) == DEFAULT_TILE

@@ -30,7 +30,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..core.i18n import tr
 from ..core.layers import gdal_source
 from ..core.style import TrueColourPostProcessor, band_names
-from ..core.settings import DEFAULT_OVERLAP, DEFAULT_TILE, DEVICES
+from ..core.settings import AUTO_TILE, DEFAULT_OVERLAP, DEVICES
 
 AUTO = "auto"
 
@@ -118,8 +118,9 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                           "(for example trained with this plugin's training pipeline).") + "</li>"
             + "<li>" + tr("<b>Device</b>: auto uses a CUDA GPU when one is usable, else the CPU.") + "</li>"
             + "<li>" + tr("<b>Tile size / overlap</b>: large rasters stream in tiles of this "
-                          "many PAN pixels a side; the overlap hides seams. Lower the tile size "
-                          "if memory runs out.") + "</li>"
+                          "many PAN pixels a side; the overlap hides seams. 0 lets the engine "
+                          "choose (1024, or what fits the CPU cache for a deep model); lower "
+                          "it if memory runs out.") + "</li>"
             + "<li>" + tr("<b>Extent</b>: only sharpen this window (used by Preview).") + "</li>"
             + "<li>" + tr("<b>Sensor</b>: WV2, WV3, QB, IKONOS, GE1 or GF2 sets the MTF gains and "
                           "the radiometric scale; empty reads them from the raster's metadata "
@@ -146,8 +147,8 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             self.DEVICE, tr("Device"), list(DEVICES), False, "auto", False, True))
 
         tile = QgsProcessingParameterNumber(
-            self.TILE_SIZE, tr("Tile size (PAN pixels)"), QgsProcessingParameterNumber.Integer,
-            DEFAULT_TILE, False, 64, 8192)
+            self.TILE_SIZE, tr("Tile size (PAN pixels; 0: chosen for the method and device)"),
+            QgsProcessingParameterNumber.Integer, AUTO_TILE, False, 0, 8192)
         overlap = QgsProcessingParameterNumber(
             self.OVERLAP, tr("Tile overlap (PAN pixels)"), QgsProcessingParameterNumber.Integer,
             DEFAULT_OVERLAP, False, 0, 1024)
@@ -195,7 +196,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             pan_band=self.parameterAsInt(parameters, self.PAN_BAND, context),
             weights=self.parameterAsFile(parameters, self.WEIGHTS, context) or None,
             device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
-            tile=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+            tile=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
             overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
             # Processing asks before overwriting (file dialog); a cancelled run
             # leaves the old file in place because the engine writes under a

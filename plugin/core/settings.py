@@ -1,7 +1,9 @@
 """The few choices the plugin remembers between sessions (QgsSettings)."""
 from qgis.core import QgsSettings
 
-from ...engine.tiling import DEFAULT_OVERLAP, DEFAULT_TILE  # noqa: F401 (the plugin's defaults too)
+from ...engine.tiling import DEFAULT_OVERLAP  # noqa: F401 (the plugin's default too)
+
+AUTO_TILE = 0  # tile size 0: the engine chooses for the method and device
 
 PREFIX = "diffusion_pansharpening/"
 DEVICES = ("auto", "cpu", "cuda")
@@ -24,8 +26,8 @@ def set_device(value: str) -> None:
 
 
 def tile_size() -> int:
-    """The last tile size (PAN pixels a side)."""
-    return int(_settings().value(PREFIX + "tile_size", DEFAULT_TILE, type=int))
+    """The last tile size (PAN pixels a side; ``AUTO_TILE``: the engine's choice)."""
+    return int(_settings().value(PREFIX + "tile_size", AUTO_TILE, type=int))
 
 
 def set_tile_size(value: int) -> None:
