@@ -8,14 +8,16 @@ Runs ``sharpen`` with a shipped model on the Landsat-8 scene upsampled to N x N 
    upsampling tiles, the model, blending and writing cells, the final compression);
 2. the model alone on one tile, split into its parts (for fose: the one-step
    student, the E2E net, the ensemble blocks);
-3. the fast path (reader and writer threads) and the plain path again, side by side,
-   at each tile size given, with the throughput in output megapixels per second.
+3. the model alone at each tile size of ``--tiles``, interleaved (the cache cliff that
+   sets the engine's tile size for deep models on the CPU);
+4. the fast path (reader and writer threads) and the plain path, side by side, at the
+   engine's tile, with the throughput in output megapixels per second.
 
 The tables are rewritten on each run; a "## Findings" section written below them by
 hand is kept.
 
     .venv/bin/python benchmarks/profile_run.py [--size 2048] [--method fose]
-        [--tiles 512,1024] [--out docs/profile-fose.md]
+        [--tiles 256,384,448,512,640,768,1024] [--out docs/profile-fose.md]
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ import machine  # noqa: E402
 
 from diffusion_pansharpening.engine.models import load  # noqa: E402
 from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen  # noqa: E402
+from diffusion_pansharpening.engine.streaming import tile_for  # noqa: E402
+from diffusion_pansharpening.engine.tiling import DEFAULT_OVERLAP  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # engine functions whose cumulative time makes a phase (module file, function name)
@@ -90,13 +94,28 @@ def phases(scene, method: str, tile: int, out: Path) -> tuple[float, dict[str, f
     return wall, found
 
 
+def tile_inputs(method: str, tile: int):
+    """Random normalised inputs of one tile with its halo, and that side length."""
+    model = load(weights(method), device="cpu")
+    size = tile + 2 * model.halo
+    gen = torch.Generator().manual_seed(0)
+    pan, lms = torch.rand(1, 1, size, size, generator=gen), torch.rand(1, 4, size, size, generator=gen)
+    return model, (pan, lms, torch.rand(1, 4, size // 2, size // 2, generator=gen)), size
+
+
+def timed(fn, rounds: int = 3) -> float:
+    fn()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def model_parts(method: str, tile: int) -> dict[str, float]:
     """Seconds of each part of the model on one tile (median of 3)."""
-    model = load(weights(method), device="cpu")
-    halo = model.halo
-    size = tile + 2 * halo
-    pan, lms = torch.rand(1, 1, size, size), torch.rand(1, 4, size, size)
-    ms = torch.rand(1, 4, size // 2, size // 2)
+    model, (pan, lms, ms), _ = tile_inputs(method, tile)
     net = model.model
     noise = torch.randn(lms.shape, generator=torch.Generator().manual_seed(0))
     if method == "fose":
@@ -108,26 +127,42 @@ def model_parts(method: str, tile: int) -> dict[str, float]:
                  "whole fose": lambda: net(pan, lms, ms, noise=noise)}
     else:
         parts = {method: lambda: model(pan[0, 0].numpy(), lms[0].numpy(), ms[0].numpy())}
-    out = {}
     with torch.inference_mode():
-        for label, fn in parts.items():
-            fn()
-            times = []
-            for _ in range(3):
-                t = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t)
-            out[label] = float(np.median(times))
-    out["input tile side (tile + 2 x halo)"] = size
+        return {label: timed(fn) for label, fn in parts.items()}
+
+
+def tile_sizes(method: str, tiles: list[int], rounds: int) -> list[tuple[int, int, float, float]]:
+    """(tile, input side, median s, net output MP/s) of the model alone per tile size, the
+    sizes taken in turn within each round so that machine noise hits all of them alike.
+    Net output: a tile delivers (tile - overlap)^2 new pixels in a run of many tiles."""
+    runs = {tile: tile_inputs(method, tile) for tile in tiles}
+    times: dict[int, list[float]] = {tile: [] for tile in tiles}
+    with torch.inference_mode():
+        for model, inputs_, _ in runs.values():
+            model.model(*inputs_, **noise_kwarg(model, inputs_))
+        for _ in range(rounds):
+            for tile, (model, inputs_, _) in runs.items():
+                start = time.perf_counter()
+                model.model(*inputs_, **noise_kwarg(model, inputs_))
+                times[tile].append(time.perf_counter() - start)
+    out = []
+    for tile, (_, _, side) in runs.items():
+        seconds = float(np.median(times[tile]))
+        out.append((tile, side, seconds, (tile - DEFAULT_OVERLAP) ** 2 / 1e6 / seconds))
     return out
+
+
+def noise_kwarg(model, inputs_) -> dict:
+    return {"noise": torch.zeros_like(inputs_[1])} if model.architecture in ("fose", "dm1", "dm50") else {}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=2048)
     p.add_argument("--method", default="fose")
-    p.add_argument("--tiles", default="512,1024")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--tiles", default="256,384,448,512,640,768,1024")
+    p.add_argument("--rounds", type=int, default=4, help="rounds of the tile-size comparison")
+    p.add_argument("--repeats", type=int, default=2, help="runs of each path in the fast/plain comparison")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     tiles = [int(t) for t in args.tiles.split(",")]
@@ -139,31 +174,36 @@ def main() -> int:
         work = Path(tmp)
         scene = inputs.landsat_scene(args.size, work)
         mp = scene.pixels / 1e6
-        wall, found = phases(scene, args.method, tiles[0], work / "plain.tif")
-        lines += [f"## The plain path, tile {tiles[0]}: {wall:.1f} s ({mp / wall:.3f} MP/s)", "",
+        tile = tile_for(load(weights(args.method), device="cpu"))
+        wall, found = phases(scene, args.method, tile, work / "plain.tif")
+        lines += [f"## The plain path, tile {tile} (the engine's choice): {wall:.1f} s under cProfile", "",
                   "| phase | seconds | share |", "|---|---:|---:|"]
         for label, seconds in found.items():
             lines.append(f"| {label} | {seconds:.2f} | {100 * seconds / wall:.0f} % |")
         rest = wall - sum(found.values())
         lines += [f"| the rest (opening files, loading the model, torch import) | {rest:.2f} | "
                   f"{100 * rest / wall:.0f} % |", ""]
-        parts = model_parts(args.method, tiles[0])
-        side = parts.pop("input tile side (tile + 2 x halo)")
-        lines += [f"## The model on one {tiles[0]}-pixel tile ({side} x {side} with its halo)", "",
+        parts = model_parts(args.method, tile)
+        _, _, side = tile_inputs(args.method, tile)
+        lines += [f"## The model on one {tile}-pixel tile ({side} x {side} with its halo)", "",
                   "| part | seconds |", "|---|---:|"]
         lines += [f"| {label} | {seconds:.3f} |" for label, seconds in parts.items()] + [""]
-        lines += ["## Fast path against plain path, side by side", "",
-                  f"Each row: {args.repeats} runs alternating plain and fast; median seconds.", "",
-                  "| tile | plain s | fast s | plain MP/s | fast MP/s | fast / plain speed |",
-                  "|---:|---:|---:|---:|---:|---:|"]
-        for tile in tiles:
-            plain, fast = [], []
-            for _ in range(args.repeats):
-                plain.append(run(scene, args.method, tile, False, work / "o.tif"))
-                fast.append(run(scene, args.method, tile, True, work / "o.tif"))
-            tp, tf = float(np.median(plain)), float(np.median(fast))
-            lines.append(f"| {tile} | {tp:.1f} | {tf:.1f} | {mp / tp:.3f} | {mp / tf:.3f} | {tp / tf:.2f} |")
+        lines += ["## The model alone against tile size", "",
+                  f"{args.rounds} rounds, every size once per round; median seconds per tile; net output = "
+                  f"(tile - {DEFAULT_OVERLAP})^2 new pixels per tile in a long run.", "",
+                  "| tile | input side | s per tile | input MP/s | net output MP/s |", "|---:|---:|---:|---:|---:|"]
+        for t, side_t, seconds, net in tile_sizes(args.method, tiles, args.rounds):
+            lines.append(f"| {t} | {side_t} | {seconds:.2f} | {side_t ** 2 / 1e6 / seconds:.3f} | {net:.3f} |")
             print(lines[-1], flush=True)
+        lines += ["", f"## Fast path against plain path, side by side, tile {tile}", "",
+                  f"{args.repeats} runs of each, alternating; median seconds.", "",
+                  "| plain s | fast s | plain MP/s | fast MP/s | fast / plain speed |", "|---:|---:|---:|---:|---:|"]
+        plain, fast = [], []
+        for _ in range(args.repeats):
+            plain.append(run(scene, args.method, tile, False, work / "o.tif"))
+            fast.append(run(scene, args.method, tile, True, work / "o.tif"))
+        tp, tf = float(np.median(plain)), float(np.median(fast))
+        lines.append(f"| {tp:.1f} | {tf:.1f} | {mp / tp:.3f} | {mp / tf:.3f} | {tp / tf:.2f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
