@@ -161,10 +161,11 @@ def run_tiled(source: Source, method, height: int, width: int, sink: CellSink, *
     halo = method.halo  # measured once, before the threads start
     finish = _Finisher(grid, np.float32(source.scale), scene, sink)
     tiles = list(grid)
+    batch = getattr(method, "batch_size", 1)
     done = 0
-    with _Stages(threads, depth=2 * getattr(method, "batch_size", 1)) as stages:
+    with _Stages(threads, depth=2 * batch) as stages:
         reads = stages.prefetch(lambda t: read_tile(source, t, halo, scene), tiles)
-        for group in _batches(reads, getattr(method, "batch_size", 1)):
+        for group in _batches(reads, batch):
             if cancelled is not None and cancelled():
                 raise Cancelled("Cancelled by the user; nothing was written.")
             outs = _apply(method, [read[:3] for _, read in group])
@@ -183,9 +184,9 @@ def _apply(method, inputs: list[tuple]) -> list[np.ndarray]:
 
 def _batches(reads, size: int):
     """Consecutive (tile, read) pairs in groups of at most ``size`` with equal input shapes."""
+    shapes = lambda entry: tuple(a.shape for a in entry[1][:3])
     group = []
     for item in reads:
-        shapes = lambda entry: tuple(a.shape for a in entry[1][:3])
         if group and (len(group) == size or shapes(group[0]) != shapes(item)):
             yield group
             group = []
