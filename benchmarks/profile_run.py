@@ -174,7 +174,8 @@ def main() -> int:
         work = Path(tmp)
         scene = inputs.landsat_scene(args.size, work)
         mp = scene.pixels / 1e6
-        tile = tile_for(load(weights(args.method), device="cpu"))
+        model = load(weights(args.method), device="cpu")
+        tile, side = tile_for(model), tile_for(model) + 2 * model.halo
         wall, found = phases(scene, args.method, tile, work / "plain.tif")
         lines += [f"## The plain path, tile {tile} (the engine's choice): {wall:.1f} s under cProfile", "",
                   "| phase | seconds | share |", "|---|---:|---:|"]
@@ -184,7 +185,6 @@ def main() -> int:
         lines += [f"| the rest (opening files, loading the model, torch import) | {rest:.2f} | "
                   f"{100 * rest / wall:.0f} % |", ""]
         parts = model_parts(args.method, tile)
-        _, _, side = tile_inputs(args.method, tile)
         lines += [f"## The model on one {tile}-pixel tile ({side} x {side} with its halo)", "",
                   "| part | seconds |", "|---|---:|"]
         lines += [f"| {label} | {seconds:.3f} |" for label, seconds in parts.items()] + [""]
