@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--float32", action="store_true", help="write float32 instead of the MS data type")
     p.add_argument("--full-precision", action="store_true",
-                   help="run deep models in float32 on CUDA too (default: float16 autocast on CUDA)")
+                   help="run deep models in float32 (default: float16 autocast on CUDA, bfloat16 on a "
+                        "CPU with native bfloat16, e.g. AVX512-BF16)")
     add_common(p)
     p.set_defaults(run=_sharpen)
 

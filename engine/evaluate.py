@@ -77,7 +77,7 @@ def _load_mat(path: str, sensor: str | None) -> Pair:
 
 
 def sharpen_arrays(pair: Pair, method_name: str, *, weights=None, device="auto",
-                   tile=None, overlap=DEFAULT_OVERLAP, progress=None) -> np.ndarray:
+                   tile=None, overlap=DEFAULT_OVERLAP, progress=None, half: bool = True) -> np.ndarray:
     """Run a method over in-memory arrays through the tiled engine; (B, H, W) DN."""
     if method_name == BASELINE:
         from .upsample import upsample
@@ -86,7 +86,7 @@ def sharpen_arrays(pair: Pair, method_name: str, *, weights=None, device="auto",
     height, width = pair.pan.shape
     out = np.zeros((pair.ms.shape[0], height, width), dtype=np.float32)
     method = prepare(method_name, ratio=pair.ratio, bands=pair.ms.shape[0], sensor=pair.sensor,
-                     weights=weights, device=device)
+                     weights=weights, device=device, half=half)
 
     def sink(y0, x0, values, valid):
         out[:, y0:y0 + values.shape[1], x0:x0 + values.shape[2]] = values

@@ -35,7 +35,7 @@ class SharpenRequest:
     extent: tuple[float, float, float, float] | None = None  # PAN CRS: xmin, ymin, xmax, ymax
     sensor: str | None = None
     threads: bool = True  # reader and writer threads beside the computation (streaming)
-    half: bool = True  # deep models in float16 autocast on CUDA (False: float32)
+    half: bool = True  # deep models in float16 on CUDA, bfloat16 on a CPU that has it (False: float32)
 
 
 @dataclass

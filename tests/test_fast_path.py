@@ -163,3 +163,28 @@ def test_tile_size_is_the_users_else_the_methods_else_the_default():
     assert tile % 64 == 0 and tile + 2 * fose.halo <= CPU_TILE_INPUT < tile + 64 + 2 * fose.halo
     assert tile_for(fose, 300) == 300
     assert tile_for(prepare("gsa", ratio=2, bands=4)) == DEFAULT_TILE
+
+
+def test_reduced_precision_keeps_the_shipped_models_quality(sample_paths):
+    """``half`` (the default) runs the networks in bfloat16 on a CPU that has it natively
+    and in float32 elsewhere: the shipped fose scores on the real sample at reduced
+    resolution as in float32 (measured on the held-out strips: at most 0.0001 Q2n)."""
+    from diffusion_pansharpening.engine import quality
+    from diffusion_pansharpening.engine.evaluate import Pair, load_pair, sharpen_arrays
+    from diffusion_pansharpening.engine.models import native_bfloat16
+    from diffusion_pansharpening.engine.mtf import wald_degrade
+
+    pair = load_pair(*sample_paths)
+    pan, ms = pair.pan[:592, :592].astype(np.float64), pair.ms[:, :296, :296].astype(np.float64)
+    pan_lr, ms_lr = wald_degrade(pan, ms, 2)
+    run = Pair(np.float32(pan_lr), np.float32(ms_lr), 2, 1.0, None)
+    fused = {half: sharpen_arrays(run, "fose", weights=shipped("fose"), device="cpu", half=half)
+             for half in (False, True)}
+    if not native_bfloat16():
+        np.testing.assert_array_equal(fused[True], fused[False])
+        return
+    assert np.abs(fused[True] - fused[False]).max() > 0  # it did run in bfloat16
+    full, reduced = (quality.reduced_indices(fused[h], ms, 2) for h in (False, True))
+    assert reduced["Q2n"] == pytest.approx(full["Q2n"], abs=5e-4), (full, reduced)
+    assert reduced["SAM"] == pytest.approx(full["SAM"], abs=0.01), (full, reduced)
+    assert reduced["ERGAS"] == pytest.approx(full["ERGAS"], abs=0.01), (full, reduced)

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from diffusion_pansharpening.engine.models import build, count_parameters
-from diffusion_pansharpening.engine.models.blocks import AdaptiveConv2d, pad_to_multiple
+from diffusion_pansharpening.engine.models.blocks import (
+    AdaptiveConv2d, AdaptiveResBlock, assignment_logits, pad_to_multiple)
 from diffusion_pansharpening.engine.models.fose import (
     E2ENet, EnsembleBlocks, Fose, FoseConfig, OneStepStudent, ResidualDenoiser)
 
@@ -43,20 +44,33 @@ def test_adaptive_conv_starts_as_the_plain_conv_with_the_mean_kernel():
     x, guide = torch.randn(2, 3, 9, 11), torch.randn(2, 2, 9, 11)
     w = conv.basis.weight.view(2, 5, 3, 3, 3).mean(0)
     b = conv.basis.bias.view(2, 5).mean(0)
-    torch.testing.assert_close(conv(x, guide), F.conv2d(x, w, b, padding=1))
+    torch.testing.assert_close(conv(x, conv.assign(guide)), F.conv2d(x, w, b, padding=1))
 
 
-def test_adaptive_conv_applies_the_per_pixel_mixture_of_kernels():
-    conv = AdaptiveConv2d(2, 3, guide_channels=1, kernels=2)
+@pytest.mark.parametrize("kernels", [2, 3])
+def test_adaptive_conv_applies_the_per_pixel_mixture_of_kernels(kernels):
+    """M = 2 takes the sigmoid/lerp form, other M the softmax: both are the mixture."""
+    conv = AdaptiveConv2d(2, 3, guide_channels=1, kernels=kernels)
     with torch.no_grad():
         conv.assign.weight.normal_()
     x, guide = torch.randn(1, 2, 6, 7), torch.randn(1, 1, 6, 7)
-    a = torch.softmax(conv.assign(guide), dim=1)  # (1, 2, H, W)
-    w, b = conv.basis.weight.view(2, 3, 2, 3, 3), conv.basis.bias.view(2, 3)
-    expected = sum(a[:, m:m + 1] * F.conv2d(x, w[m], b[m], padding=1) for m in range(2))
-    torch.testing.assert_close(conv(x, guide), expected)
+    a = torch.softmax(conv.assign(guide), dim=1)  # (1, M, H, W)
+    w, b = conv.basis.weight.view(kernels, 3, 2, 3, 3), conv.basis.bias.view(kernels, 3)
+    expected = sum(a[:, m:m + 1] * F.conv2d(x, w[m], b[m], padding=1) for m in range(kernels))
+    torch.testing.assert_close(conv(x, conv.assign(guide)), expected)
     # the kernel depends on the content: another guide gives another output
-    assert (conv(x, guide) - conv(x, -guide)).abs().max() > 1e-4
+    assert (conv(x, conv.assign(guide)) - conv(x, conv.assign(-guide))).abs().max() > 1e-4
+
+
+def test_one_stacked_convolution_gives_every_blocks_own_assignment_logits():
+    blocks = [AdaptiveResBlock(4, 3) for _ in range(3)]
+    perturb(torch.nn.ModuleList(blocks))
+    guide = torch.randn(2, 3, 8, 9)
+    stacked = assignment_logits(blocks, guide)
+    assert len(stacked) == 3
+    for block, (l1, l2) in zip(blocks, stacked):
+        torch.testing.assert_close(l1, block.conv1.assign(guide))
+        torch.testing.assert_close(l2, block.conv2.assign(guide))
 
 
 def test_pad_to_multiple_reflects_and_keeps_the_original():

@@ -9,10 +9,13 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
+import numpy as np
 import pytest
 from osgeo import gdal, osr
 from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
 from qgis.PyQt.QtCore import Qt
+
+from conftest import read_raster
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_PAN = ROOT / "resources" / "sample" / "pan.tif"
@@ -164,6 +167,29 @@ def test_no_overlap_is_a_processing_exception_with_the_engines_message(provider,
         processing.run(f"{PROVIDER}:pansharpen", {
             "PAN": pan, "MS": far_away_copy(ms, tmp_path), "METHOD": "brovey", "OUTPUT": str(out)})
     assert not out.exists()
+
+
+def test_full_precision_reaches_the_engine(provider, sample, tmp_path):
+    """FULL_PRECISION runs the deep model in float32 (what the engine gives with
+    half=False); by default a CPU with native bfloat16 runs it in bfloat16."""
+    import processing
+    from diffusion_pansharpening.engine.models import native_bfloat16
+    from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
+
+    pan, ms = sample
+    weights = str(ROOT / "resources" / "weights" / "landsat8-fose.safetensors")
+    out = {}
+    for full in (True, False):
+        out[full] = str(tmp_path / f"full-{full}.tif")
+        processing.run(f"{PROVIDER}:pansharpen", {
+            "PAN": pan, "MS": ms, "METHOD": "fose", "WEIGHTS": weights, "DEVICE": "cpu",
+            "FLOAT32": True, "FULL_PRECISION": full, "OUTPUT": out[full]})
+    engine = str(tmp_path / "engine.tif")
+    sharpen(SharpenRequest(pan, ms, engine, method="fose", weights=weights, device="cpu",
+                           float32=True, half=False))
+    np.testing.assert_array_equal(read_raster(out[True]), read_raster(engine))
+    differs = not np.array_equal(read_raster(out[False]), read_raster(out[True]))
+    assert differs == native_bfloat16()
 
 
 def test_cancel_during_the_run_leaves_no_file(provider, sample, tmp_path):

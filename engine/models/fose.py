@@ -19,8 +19,9 @@ Everything else is a project choice, named where it is made:
 - the teacher is a small U-Net (``widths`` per level, ``blocks`` residual blocks per
   level) whose blocks are :class:`~.blocks.AdaptiveConv2d` guided by condition
   features of PAN + LMS (+ MS on its own grid, nearest-upsampled), with FiLM time
-  conditioning; the condition features are computed once per image and reused by all
-  50 steps (they do not depend on x_t);
+  conditioning; the condition features and the adaptive convolutions' assignments
+  (:class:`Condition`) are computed once per image and reused by all 50 steps (they
+  do not depend on x_t);
 - the diffusion runs on ``residual_scale * r`` (default 10): residuals of [0, 1]-scaled
   imagery are small (standard deviation 0.032 on the GRIP IKONOS MS and 0.058 on the
   WorldView-2 MS, measured against a 4x average-pool + bicubic degradation), far below
@@ -43,7 +44,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .blocks import AdaptiveResBlock, Upsample, conv3x3, crop, pad_to_multiple, upsample_to
+from .blocks import AdaptiveResBlock, Upsample, assignment_logits, conv3x3, crop, pad_to_multiple, upsample_to
 from .diffusion import CosineDiffusion, seeded_noise, timestep_embedding
 
 
@@ -92,6 +93,16 @@ class ConditionEncoder(nn.Module):
         return guides
 
 
+@dataclass
+class Condition:
+    """What the teacher's U-Net takes from PAN, LMS and MS, once per image: the guide
+    features of the first level and every block's assignment logits."""
+
+    features: torch.Tensor
+    encoder: list  # per level, per block: (conv1, conv2) logits
+    decoder: list  # per level: (conv1, conv2) logits
+
+
 class ResidualDenoiser(nn.Module):
     """``dm50``: the teacher. x0-prediction U-Net over the scaled residual (stage 1)."""
 
@@ -114,33 +125,41 @@ class ResidualDenoiser(nn.Module):
         self.out = conv3x3(w[0], bands)
         self.act = nn.SiLU()
 
-    def condition(self, pan: torch.Tensor, lms: torch.Tensor, ms: torch.Tensor) -> list[torch.Tensor]:
-        """Guide features of the condition, computed once per image and reused per step."""
-        return self.condition_encoder(pan, lms, ms)
+    def condition(self, pan: torch.Tensor, lms: torch.Tensor, ms: torch.Tensor) -> Condition:
+        """The condition, computed once per image and reused per step: guide features and
+        the logits of all blocks a level's guide steers (one convolution per level)."""
+        guides = self.condition_encoder(pan, lms, ms)
+        encoder, decoder = [], []
+        for level, blocks in enumerate(self.encoder):
+            steered = list(blocks) + ([self.decoder[level]] if level < len(self.decoder) else [])
+            logits = assignment_logits(steered, guides[level])
+            encoder.append(logits[:len(blocks)])
+            decoder.extend(logits[len(blocks):])
+        return Condition(guides[0], encoder, decoder)
 
-    def denoise(self, x_t: torch.Tensor, t: torch.Tensor, guides: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition) -> tuple[torch.Tensor, torch.Tensor]:
         """x0_hat (scaled residual, same size as x_t) and the last features (padded grid)."""
         x, size = pad_to_multiple(x_t, self.condition_encoder.multiple)
         emb = self.time_mlp(timestep_embedding(t, self.config.time_dim).to(x.dtype))
-        h = self.inp(x) + guides[0]
+        h = self.inp(x) + cond.features
         skips = []
         for level, blocks in enumerate(self.encoder):
-            for block in blocks:
-                h = block(h, guides[level], emb)
+            for block, logits in zip(blocks, cond.encoder[level]):
+                h = block(h, logits, emb)
             if level < len(self.downs):
                 skips.append(h)
                 h = self.downs[level](h)
         for level in reversed(range(len(self.ups))):
             h = self.ups[level](h) + skips[level]
-            h = self.decoder[level](h, guides[level], emb)
+            h = self.decoder[level](h, cond.decoder[level], emb)
         return crop(self.out(self.act(h)), size), crop(h, size)
 
     def sample_residual(self, pan, lms, ms, steps: Optional[int] = None,
                         generator: Optional[torch.Generator] = None,
                         noise: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The residual r (image units) from ``steps`` DDIM steps (default: sample_steps)."""
-        guides = self.condition(pan, lms, ms)
-        x0 = self.diffusion.ddim_sample(lambda x, t: self.denoise(x, t, guides)[0], lms.shape,
+        cond = self.condition(pan, lms, ms)
+        x0 = self.diffusion.ddim_sample(lambda x, t: self.denoise(x, t, cond)[0], lms.shape,
                                         steps or self.config.sample_steps, generator, lms.device, noise)
         return x0 / self.config.residual_scale
 
@@ -198,8 +217,8 @@ class E2ENet(nn.Module):
     def predict(self, pan, lms, ms) -> tuple[torch.Tensor, torch.Tensor]:
         guide = self.act(self.head(torch.cat([pan, lms], 1)) + upsample_to(self.ms(ms), pan.shape[-2:]))
         h = guide
-        for block in self.blocks:
-            h = block(h, guide)
+        for block, logits in zip(self.blocks, assignment_logits(self.blocks, guide)):
+            h = block(h, logits)
         return self.out(self.act(h)), h
 
     def forward(self, pan, lms, ms) -> torch.Tensor:

@@ -68,6 +68,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
     FLOAT32 = "FLOAT32"
+    FULL_PRECISION = "FULL_PRECISION"
     EXTENT = "EXTENT"
     SENSOR = "SENSOR"
     OUTPUT = "OUTPUT"
@@ -154,11 +155,14 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             DEFAULT_OVERLAP, False, 0, 1024)
         float32 = QgsProcessingParameterBoolean(
             self.FLOAT32, tr("Write 32-bit float (default: the MS data type)"), False)
+        full_precision = QgsProcessingParameterBoolean(
+            self.FULL_PRECISION, tr("Deep models in full precision (slower; default: float16 on a GPU, "
+                                    "bfloat16 on a CPU that has it)"), False)
         extent = QgsProcessingParameterExtent(
             self.EXTENT, tr("Only sharpen this extent"), None, True)
         sensor = QgsProcessingParameterString(
             self.SENSOR, tr("Sensor (MTF gains and scale; empty: from the metadata)"), "", False, True)
-        for parameter in (tile, overlap, float32, extent, sensor):
+        for parameter in (tile, overlap, float32, full_precision, extent, sensor):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
 
@@ -203,6 +207,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             # temporary name first.
             overwrite=True,
             float32=self.parameterAsBoolean(parameters, self.FLOAT32, context),
+            half=not self.parameterAsBoolean(parameters, self.FULL_PRECISION, context),
             extent=window,
             sensor=self.parameterAsString(parameters, self.SENSOR, context).strip() or None,
         )
