@@ -44,9 +44,11 @@ def _torch() -> dict:
         import torch
     except ImportError:
         return {"torch": None, "torch_threads": None, "cuda": False, "gpu": None}
+    from diffusion_pansharpening.engine.models import precision_name
+
     cuda = torch.cuda.is_available()
     return {"torch": torch.__version__, "torch_threads": torch.get_num_threads(), "cuda": cuda,
-            "gpu": torch.cuda.get_device_name(0) if cuda else None}
+            "gpu": torch.cuda.get_device_name(0) if cuda else None, "cpu_precision": precision_name("cpu")}
 
 
 def _gdal_version() -> str:

@@ -16,10 +16,11 @@ def write(results: dict, path: Path) -> None:
     parts = [_header(results), _machine(results["machine"]), _scenes(results.get("scenes", []))]
     if "throughput" in results:
         parts.append(_throughput(results["throughput"], "Throughput", results["machine"]))
-    for key, precision in (("throughput_cuda", "float16 autocast"), ("throughput_cuda_float32", "float32")):
+    for key, title in (("throughput_cpu_float32", "Throughput on the CPU in float32 (deep methods)"),
+                       ("throughput_cuda", "Throughput on the GPU, float16 autocast (deep methods)"),
+                       ("throughput_cuda_float32", "Throughput on the GPU, float32 (deep methods)")):
         if results.get(key):
-            parts.append(_throughput(results[key], f"Throughput on the GPU, {precision} (deep methods)",
-                                     results["machine"]))
+            parts.append(_throughput(results[key], title, results["machine"]))
     if "ratios" in results:
         parts.append(_ratios(results["ratios"]))
     if "tiles" in results:
@@ -55,13 +56,17 @@ def _header(results: dict) -> str:
 def _machine(m: dict) -> str:
     device = (f"CUDA GPU {m['gpu']}" if m.get("cuda")
               else "CPU only: no CUDA device, so every number below is a CPU run")
+    cpu_precision = m.get("cpu_precision", "float32")
+    precision = (f"deep models on the CPU run in {cpu_precision} by default (the CPU computes it natively; "
+                 "`--full-precision` for float32, in its own table)" if cpu_precision != "float32"
+                 else "deep models on the CPU run in float32")
     return "\n".join([
         "## Machine",
         "",
         f"- CPU: {m['cpu']}, {m['cores']} cores, {m['memory_gib']:.1f} GiB memory; load average "
         f"{m['load_average']:.1f} when the run started (the machine is shared: other jobs add noise, "
         "which the spread shows)",
-        f"- Device: {device}; torch {m.get('torch')} with {m.get('torch_threads')} threads",
+        f"- Device: {device}; torch {m.get('torch')} with {m.get('torch_threads')} threads; {precision}",
         f"- Software: {m['os']}, Python {m['python']}, GDAL {m['gdal']}, OTB {m.get('otb') or 'not installed'}, "
         f"QGIS {m.get('qgis') or 'not installed'}",
     ])
@@ -93,9 +98,12 @@ def _rate(row: dict) -> tuple[str, str]:
 
 def _throughput(rows: list[dict], title: str, machine: dict) -> str:
     parts = [f"## {title}"]
-    if title.endswith("(deep methods)"):
+    if "GPU" in title:
         parts.append("The same jobs as on the CPU with `--device cuda` (`SharpenRequest.half`: float16 "
                      "autocast by default, `--full-precision` for float32).")
+    elif title.endswith("(deep methods)"):
+        parts.append("Our deep methods again on the same scenes with `--full-precision` (`SharpenRequest.half"
+                     "=False`): what a CPU without native bfloat16 runs.")
     for scene in dict.fromkeys(r["scene"] for r in rows):
         lines = [f"### {scene}", "",
                  "| who | method / tool | median s | spread s | MP/s | MP/s range | note |",
@@ -118,15 +126,15 @@ def _ratios(ratios: list[dict]) -> str:
              "Median run times of two of our methods on the same scene, tiles and device, "
              "measured in the same run: the 50-step teacher over the fast methods (Fose reports "
              "7.42x for dm50 / fose; dm50 runs on the sample only) and fose over e2e alone "
-             "(the target is 3x or less).", "",
-             "| scene | ratio | slow s | fast s | ratio | note |", "|---|---|---|---|---|---|"]
+             "(the target is 3x or less), in each precision measured.", "",
+             "| scene | precision | ratio | slow s | fast s | ratio | note |", "|---|---|---|---|---|---|---|"]
     for r in ratios:
-        scene = r.get("scene", "sample")
+        scene, precision = r.get("scene", "sample"), r.get("precision", "")
         if "ratio" in r:
             slow, fast = r.get("slow_s", r.get("dm50_s")), r["fast_s"]
-            lines.append(f"| {scene} | {r['pair']} | {slow:.2f} | {fast:.2f} | {r['ratio']:.2f}x | |")
+            lines.append(f"| {scene} | {precision} | {r['pair']} | {slow:.2f} | {fast:.2f} | {r['ratio']:.2f}x | |")
         else:
-            lines.append(f"| {scene} | {r['pair']} | | | | {r.get('note', '')} |")
+            lines.append(f"| {scene} | {precision} | {r['pair']} | | | | {r.get('note', '')} |")
     return "\n".join(lines)
 
 

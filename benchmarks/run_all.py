@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from diffusion_pansharpening.engine.errors import PansharpenError
+from diffusion_pansharpening.engine.models import precision_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -130,7 +131,7 @@ def throughput(scenes, methods, args, work: Path, device: str = "auto", prior: l
                 continue
             job = ours.in_process(scene, method, out, device=device, half=half)
             row = timed_row(scene, "ours", method.name, method.kind, job, args.repeats, out, args.keep, args.budget)
-            rows.append({**row, "device": device, "half": half and device == "cuda"})
+            rows.append({**row, "device": device, "precision": precision_name(device, half)})
         if device != "auto":
             continue  # the peers run once, with the CPU tables
         for peer in PEERS:
@@ -145,6 +146,21 @@ def throughput(scenes, methods, args, work: Path, device: str = "auto", prior: l
     return rows
 
 
+CPU_FLOAT32 = ("fose", "ksdiff", "e2e")  # the methods the CPU's float32 table times
+
+
+def precision_tables(machine_info: dict, deep: list) -> list[tuple[str, str, bool, list]]:
+    """(results key, device, half, methods) of the deep methods' extra tables: fose,
+    ksdiff and e2e on the CPU in float32 when it runs bfloat16 by default; every deep
+    method on the GPU in float16 and in float32."""
+    tables = []
+    if machine_info.get("cpu_precision", "float32") != "float32":
+        tables.append(("throughput_cpu_float32", "cpu", False, [m for m in deep if m.name in CPU_FLOAT32]))
+    if machine_info["cuda"]:
+        tables += [("throughput_cuda", "cuda", True, deep), ("throughput_cuda_float32", "cuda", False, deep)]
+    return [t for t in tables if t[3]]
+
+
 RATIOS = (("dm50", "fose"), ("dm50", "ksdiff"), ("fose", "e2e"))  # slow / fast
 
 
@@ -156,7 +172,8 @@ def ratios(rows: list[dict]) -> list[dict]:
         ours_rows = {r["name"]: r for r in rows if r["scene"] == scene and r["tool"] == "ours"}
         for slow, fast in RATIOS:
             pair = [ours_rows.get(slow, {}), ours_rows.get(fast, {})]
-            ratio = {"scene": scene, "pair": f"{slow} / {fast}"}
+            ratio = {"scene": scene, "pair": f"{slow} / {fast}",
+                     "precision": next((r["precision"] for r in pair if "precision" in r), "")}
             if all("timing" in r for r in pair):
                 slow_s, fast_s = (r["timing"]["median"] for r in pair)
                 ratio.update(slow_s=slow_s, fast_s=fast_s, ratio=slow_s / fast_s)
@@ -302,17 +319,16 @@ def main(argv: list[str] | None = None) -> int:
             for scene in chosen:
                 results.setdefault("throughput", []).extend(
                     throughput([scene], methods, args, work, prior=results.get("throughput", [])))
-                if results["machine"]["cuda"] and deep:  # the GPU in half and in full precision
-                    for key, half in (("throughput_cuda", True), ("throughput_cuda_float32", False)):
-                        results.setdefault(key, []).extend(
-                            throughput([scene], deep, args, work, device="cuda",
-                                       prior=results.get(key, []), half=half))
+                for key, device, half, chosen_methods in precision_tables(results["machine"], deep):
+                    results.setdefault(key, []).extend(throughput(
+                        [scene], chosen_methods, args, work, device=device, prior=results.get(key, []), half=half))
                 save()
 
         if "throughput" in args.sections:
             measure_throughput(first)
         if "ratios" in args.sections:
-            results["ratios"] = ratios(results.get("throughput", []))
+            results["ratios"] = [r for key in ("throughput", "throughput_cpu_float32")
+                                 for r in ratios(results.get(key, []))]
         rates = measured_rates(results.get("throughput", []))
         if "memory" in args.sections:
             results["memory"] = memory_runs(args, methods, work, rates)

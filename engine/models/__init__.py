@@ -46,7 +46,7 @@ from .ksdiff import KSDiff, KSDiffConfig
 from .weights import ARCHITECTURES, build_metadata, load_state, parse_json_field, read_weights, save_weights
 
 __all__ = ["ARCHITECTURES", "DeepModel", "build", "load", "resolve_device", "count_parameters",
-           "describe", "measure_halo", "config_class", "save_weights", "build_metadata",
+           "describe", "measure_halo", "config_class", "precision_name", "save_weights", "build_metadata",
            "FoseConfig", "KSDiffConfig"]
 
 _CLASSES = {"fose": Fose, "dm1": OneStepStudent, "dm50": ResidualDenoiser, "e2e": E2ENet, "ksdiff": KSDiff}
@@ -96,6 +96,12 @@ def autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
     if device.type == "cpu" and native_bfloat16():
         return torch.bfloat16
     return None
+
+
+def precision_name(device: Union[str, torch.device], half: bool = True) -> str:
+    """The precision deep models run in on ``device`` ("float16", "bfloat16" or "float32")."""
+    dtype = autocast_dtype(resolve_device(device) if isinstance(device, str) else device) if half else None
+    return str(dtype or torch.float32).replace("torch.", "")
 
 
 def config_class(architecture: str):
