@@ -2,8 +2,9 @@
 
 Deep methods run only with real weights: a file given in ``--weights-dir`` (named
 ``<anything>-<method>.safetensors`` like the shipped ones, or ``<method>.safetensors``)
-or a shipped one in ``resources/weights``; without one the method is listed as "no
-weights" and never timed.
+or the shipped ones in ``resources/weights``, of which the engine picks the family that
+fits each scene (landsat8 for the Landsat-8 scene, wv8 for WorldView-2); without any
+the method is listed as "no weights" and never timed.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ PLUGIN_ALGORITHM = "diffusion_pansharpening:pansharpen"
 class Method:
     name: str
     kind: str  # "classical" | "deep"
-    weights: str | None  # the file a deep method runs with
+    weights: str | None  # the file a deep method runs with; None: the shipped one fitting the scene
     why_not: str = ""  # empty when it can run
 
     @property
@@ -42,19 +43,18 @@ def methods(weights_dir: Path | None = None) -> list[Method]:
         if info.kind == "classical":
             found.append(Method(info.name, "classical", None))
             continue
-        weights = find_weights(info.name, weights_dir)
-        found.append(Method(info.name, "deep", weights, "" if weights else "no weights"))
+        given = given_weights(info.name, weights_dir)
+        found.append(Method(info.name, "deep", given,
+                            "" if given or shipped_weights(info.name) else "no weights"))
     return found
 
 
-def find_weights(method: str, weights_dir: Path | None) -> str | None:
-    if weights_dir is not None:
-        files = sorted(weights_dir.glob(f"*-{method}.safetensors")) + sorted(
-            weights_dir.glob(f"{method}.safetensors"))
-        if files:
-            return str(files[0])
-    shipped = shipped_weights(method)
-    return str(shipped[0]) if shipped else None
+def given_weights(method: str, weights_dir: Path | None) -> str | None:
+    """The method's file in ``--weights-dir``, if there is one."""
+    if weights_dir is None:
+        return None
+    files = sorted(weights_dir.glob(f"*-{method}.safetensors")) + sorted(weights_dir.glob(f"{method}.safetensors"))
+    return str(files[0]) if files else None
 
 
 def in_process(scene: Scene, method: Method, out: Path, tile: int | None = None,

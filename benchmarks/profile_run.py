@@ -7,9 +7,10 @@ Runs ``sharpen`` with a shipped model on the Landsat-8 scene upsampled to N x N 
    splits its wall time into the engine's phases (scene statistics, reading and
    upsampling tiles, the model, blending and writing cells, the final compression);
 2. the model alone on one tile, split into its parts (for fose: the one-step
-   student, the E2E net, the ensemble blocks);
-3. the model alone at each tile size of ``--tiles``, interleaved (the cache cliff that
-   sets the engine's tile size for deep models on the CPU);
+   student, the E2E net, the ensemble blocks), in each precision the CPU runs
+   (bfloat16 where it is native, the default, and float32);
+3. the model alone at each tile size of ``--tiles``, interleaved, in each precision
+   (the cache cliff that sets the engine's tile size for deep models on the CPU);
 4. the fast path (reader and writer threads) and the plain path, side by side, at the
    engine's tile, with the throughput in output megapixels per second.
 
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import inputs  # noqa: E402
 import machine  # noqa: E402
 
-from diffusion_pansharpening.engine.models import load  # noqa: E402
+from diffusion_pansharpening.engine.models import load, precision_name  # noqa: E402
 from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen  # noqa: E402
 from diffusion_pansharpening.engine.streaming import tile_for  # noqa: E402
 from diffusion_pansharpening.engine.tiling import DEFAULT_OVERLAP  # noqa: E402
@@ -94,9 +95,14 @@ def phases(scene, method: str, tile: int, out: Path) -> tuple[float, dict[str, f
     return wall, found
 
 
-def tile_inputs(method: str, tile: int):
+def precisions() -> dict[str, bool]:
+    """Precision name -> ``half`` of the runs to compare: the CPU's default, and float32."""
+    return {precision_name("cpu", True): True, "float32": False}
+
+
+def tile_inputs(method: str, tile: int, half: bool = True):
     """Random normalised inputs of one tile with its halo, and that side length."""
-    model = load(weights(method), device="cpu")
+    model = load(weights(method), device="cpu", half=half)
     size = tile + 2 * model.halo
     gen = torch.Generator().manual_seed(0)
     pan, lms = torch.rand(1, 1, size, size, generator=gen), torch.rand(1, 4, size, size, generator=gen)
@@ -113,9 +119,9 @@ def timed(fn, rounds: int = 3) -> float:
     return float(np.median(times))
 
 
-def model_parts(method: str, tile: int) -> dict[str, float]:
+def model_parts(method: str, tile: int, half: bool) -> dict[str, float]:
     """Seconds of each part of the model on one tile (median of 3)."""
-    model, (pan, lms, ms), _ = tile_inputs(method, tile)
+    model, (pan, lms, ms), _ = tile_inputs(method, tile, half)
     net = model.model
     noise = torch.randn(lms.shape, generator=torch.Generator().manual_seed(0))
     if method == "fose":
@@ -127,28 +133,33 @@ def model_parts(method: str, tile: int) -> dict[str, float]:
                  "whole fose": lambda: net(pan, lms, ms, noise=noise)}
     else:
         parts = {method: lambda: model(pan[0, 0].numpy(), lms[0].numpy(), ms[0].numpy())}
-    with torch.inference_mode():
+    with torch.inference_mode(), model.autocast():
         return {label: timed(fn) for label, fn in parts.items()}
 
 
-def tile_sizes(method: str, tiles: list[int], rounds: int) -> list[tuple[int, int, float, float]]:
-    """(tile, input side, median s, net output MP/s) of the model alone per tile size, the
-    sizes taken in turn within each round so that machine noise hits all of them alike.
-    Net output: a tile delivers (tile - overlap)^2 new pixels in a run of many tiles."""
-    runs = {tile: tile_inputs(method, tile) for tile in tiles}
-    times: dict[int, list[float]] = {tile: [] for tile in tiles}
+def tile_sizes(method: str, tiles: list[int], rounds: int) -> list[tuple[str, int, int, float, float]]:
+    """(precision, tile, input side, median s, net output MP/s) of the model alone per tile
+    size and precision, all taken in turn within each round so that machine noise hits
+    them alike. Net output: a tile delivers (tile - overlap)^2 new pixels in a long run."""
+    runs = {(name, tile): tile_inputs(method, tile, half) for name, half in precisions().items() for tile in tiles}
+    times: dict[tuple, list[float]] = {key: [] for key in runs}
+
+    def once(model, inputs_) -> float:
+        with model.autocast():
+            start = time.perf_counter()
+            model.model(*inputs_, **noise_kwarg(model, inputs_))
+            return time.perf_counter() - start
+
     with torch.inference_mode():
         for model, inputs_, _ in runs.values():
-            model.model(*inputs_, **noise_kwarg(model, inputs_))
+            once(model, inputs_)
         for _ in range(rounds):
-            for tile, (model, inputs_, _) in runs.items():
-                start = time.perf_counter()
-                model.model(*inputs_, **noise_kwarg(model, inputs_))
-                times[tile].append(time.perf_counter() - start)
+            for key, (model, inputs_, _) in runs.items():
+                times[key].append(once(model, inputs_))
     out = []
-    for tile, (_, _, side) in runs.items():
-        seconds = float(np.median(times[tile]))
-        out.append((tile, side, seconds, (tile - DEFAULT_OVERLAP) ** 2 / 1e6 / seconds))
+    for (name, tile), (_, _, side) in runs.items():
+        seconds = float(np.median(times[(name, tile)]))
+        out.append((name, tile, side, seconds, (tile - DEFAULT_OVERLAP) ** 2 / 1e6 / seconds))
     return out
 
 
@@ -184,16 +195,20 @@ def main() -> int:
         rest = wall - sum(found.values())
         lines += [f"| the rest (opening files, loading the model, torch import) | {rest:.2f} | "
                   f"{100 * rest / wall:.0f} % |", ""]
-        parts = model_parts(args.method, tile)
+        parts = {name: model_parts(args.method, tile, half) for name, half in precisions().items()}
         lines += [f"## The model on one {tile}-pixel tile ({side} x {side} with its halo)", "",
-                  "| part | seconds |", "|---|---:|"]
-        lines += [f"| {label} | {seconds:.3f} |" for label, seconds in parts.items()] + [""]
-        lines += ["## The model alone against tile size", "",
-                  f"{args.rounds} rounds, every size once per round; median seconds per tile; net output = "
-                  f"(tile - {DEFAULT_OVERLAP})^2 new pixels per tile in a long run.", "",
-                  "| tile | input side | s per tile | input MP/s | net output MP/s |", "|---:|---:|---:|---:|---:|"]
-        for t, side_t, seconds, net in tile_sizes(args.method, tiles, args.rounds):
-            lines.append(f"| {t} | {side_t} | {seconds:.2f} | {side_t ** 2 / 1e6 / seconds:.3f} | {net:.3f} |")
+                  "Seconds per tile (median of 3) in each precision.", "",
+                  "| part | " + " | ".join(f"{name} s" for name in parts) + " |",
+                  "|---|" + "---:|" * len(parts)]
+        for label in next(iter(parts.values())):
+            lines.append(f"| {label} | " + " | ".join(f"{p[label]:.3f}" for p in parts.values()) + " |")
+        lines += ["", "## The model alone against tile size", "",
+                  f"{args.rounds} rounds, every size and precision once per round; median seconds per tile; "
+                  f"net output = (tile - {DEFAULT_OVERLAP})^2 new pixels per tile in a long run.", "",
+                  "| precision | tile | input side | s per tile | input MP/s | net output MP/s |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name, t, side_t, seconds, net in tile_sizes(args.method, tiles, args.rounds):
+            lines.append(f"| {name} | {t} | {side_t} | {seconds:.2f} | {side_t ** 2 / 1e6 / seconds:.3f} | {net:.3f} |")
             print(lines[-1], flush=True)
         lines += ["", f"## Fast path against plain path, side by side, tile {tile}", "",
                   f"{args.repeats} runs of each, alternating; median seconds.", "",
