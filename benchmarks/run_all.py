@@ -171,7 +171,9 @@ def ratios(rows: list[dict]) -> list[dict]:
     for scene in dict.fromkeys(r["scene"] for r in rows):
         ours_rows = {r["name"]: r for r in rows if r["scene"] == scene and r["tool"] == "ours"}
         for slow, fast in RATIOS:
-            pair = [ours_rows.get(slow, {}), ours_rows.get(fast, {})]
+            if slow not in ours_rows or fast not in ours_rows:
+                continue  # a table without one of them (the CPU's float32 table has no dm50)
+            pair = [ours_rows[slow], ours_rows[fast]]
             ratio = {"scene": scene, "pair": f"{slow} / {fast}",
                      "precision": next((r["precision"] for r in pair if "precision" in r), "")}
             if all("timing" in r for r in pair):
@@ -288,9 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         if "throughput" in args.sections:  # rows of the scenes not rerun stay
             for key in (k for k in old if k.startswith("throughput")):
                 kept[key] = [r for r in old[key] if r["scene"] not in args.scenes]
-        results = {**kept, "finished": "(running)",
-                   "updated": f"sections {', '.join(args.sections)} rerun from "
-                              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"}
+        rerun = (f"sections {', '.join(args.sections)} rerun on {', '.join(args.scenes)} from "
+                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+        results = {**kept, "finished": "(running)", "updated": "; ".join(filter(None, [old.get("updated"), rerun]))}
     log(f"machine: {results['machine']}")
 
     def save(finished: bool = False) -> None:

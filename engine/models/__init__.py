@@ -223,7 +223,7 @@ class DeepModel:
         self.architecture = architecture
         self.metadata = parse_metadata(metadata)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.autocast = autocast_dtype(self.device) if half else None
+        self.reduced_precision = autocast_dtype(self.device) if half else None
         self.model = model.to(self.device).eval()
         self.bands = model.config.bands
         self.seed = int(getattr(model.config, "seed", 0))
@@ -254,7 +254,9 @@ class DeepModel:
         of 64 whose input, tile + 2 x halo, stays within ``CPU_TILE_INPUT`` pixels: above
         that the 24-channel full-resolution activations outgrow a 32 MiB L3 cache and
         the time per pixel jumps (measured on the 2-core EPYC: a 536-pixel input runs at
-        0.39 input MP/s, 600 at 0.29, 856 at 0.19; docs/profile-fose.md); on CUDA 1024."""
+        0.39 input MP/s, 600 at 0.29, 856 at 0.19, in float32; in bfloat16 the net rate is
+        flat from tile 448 to 640, so the rule holds for both; docs/profile-fose.md); on
+        CUDA 1024."""
         from ..tiling import DEFAULT_TILE
 
         if self.device.type == "cuda":
@@ -280,10 +282,14 @@ class DeepModel:
         if self.architecture in _DIFFUSION:
             noise = self._noise(tuple(lms_t.shape[1:]))
             kwargs["noise"] = noise.expand(len(tiles), *noise.shape[1:])
-        with torch.inference_mode(), torch.autocast(self.device.type, self.autocast or torch.float32,
-                                                    enabled=self.autocast is not None):
+        with torch.inference_mode(), self.autocast():
             out = self.model(pan_t[:, None], lms_t, ms_t, **kwargs)
         return list(out.float().cpu().numpy())
+
+    def autocast(self) -> torch.autocast:
+        """The autocast context the networks run in (disabled in float32)."""
+        dtype = self.reduced_precision
+        return torch.autocast(self.device.type, dtype or torch.float32, enabled=dtype is not None)
 
     def _noise(self, lms_shape: tuple) -> torch.Tensor:
         """x_T of one tile: drawn once per tile shape from the seed, then reused (every
