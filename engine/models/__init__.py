@@ -18,7 +18,7 @@ Project choices:
   fixed, since z and the factor features are formed per tile.
 - Reduced precision (``half=True``, the default): the networks run under float16
   autocast on CUDA and bfloat16 autocast on a CPU that computes bfloat16 natively
-  (AVX512-BF16 or AMX; elsewhere float32). On the 2-core EPYC a fose tile runs 1.7-2x
+  (AVX512-BF16 or AMX; elsewhere float32). On the 2-core EPYC a fose tile runs about 2x
   faster in bfloat16, and the held-out quality of every shipped fose, ksdiff and e2e
   moves by at most 0.0001 Q2n and 0.002 in SAM and ERGAS (docs/profile-fose.md).
   ``half=False`` keeps float32 everywhere. The DDIM arithmetic stays float32 (see
@@ -29,6 +29,7 @@ Project choices:
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -78,6 +79,7 @@ def limit_cpu_threads() -> None:
         torch.set_num_threads(threads)
 
 
+@functools.lru_cache(maxsize=None)
 def native_bfloat16() -> bool:
     """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX; Linux's flags)."""
     try:
