@@ -10,17 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 
 PLOT_NAME = "benchmarks_tiles.png"
+_ON_GPU = ("The same jobs as on the CPU with `--device cuda` (`SharpenRequest.half`: float16 autocast by "
+           "default, `--full-precision` for float32).")
+EXTRA_TABLES = (  # results key, title, what the table is
+    ("throughput_cpu_float32", "Throughput on the CPU in float32 (deep methods)",
+     "Our deep methods again on the same scenes with `--full-precision` (`SharpenRequest.half=False`): "
+     "what a CPU without native bfloat16 runs."),
+    ("throughput_cuda", "Throughput on the GPU, float16 autocast (deep methods)", _ON_GPU),
+    ("throughput_cuda_float32", "Throughput on the GPU, float32 (deep methods)", _ON_GPU),
+)
 
 
 def write(results: dict, path: Path) -> None:
     parts = [_header(results), _machine(results["machine"]), _scenes(results.get("scenes", []))]
     if "throughput" in results:
-        parts.append(_throughput(results["throughput"], "Throughput", results["machine"]))
-    for key, title in (("throughput_cpu_float32", "Throughput on the CPU in float32 (deep methods)"),
-                       ("throughput_cuda", "Throughput on the GPU, float16 autocast (deep methods)"),
-                       ("throughput_cuda_float32", "Throughput on the GPU, float32 (deep methods)")):
+        parts.append(_throughput(results["throughput"], "Throughput"))
+    for key, title, intro in EXTRA_TABLES:
         if results.get(key):
-            parts.append(_throughput(results[key], title, results["machine"]))
+            parts.append(_throughput(results[key], title, intro))
     if "ratios" in results:
         parts.append(_ratios(results["ratios"]))
     if "tiles" in results:
@@ -96,14 +103,8 @@ def _rate(row: dict) -> tuple[str, str]:
     return f"{r['median']:.3f}", f"{r['low']:.3f}-{r['high']:.3f}"
 
 
-def _throughput(rows: list[dict], title: str, machine: dict) -> str:
-    parts = [f"## {title}"]
-    if "GPU" in title:
-        parts.append("The same jobs as on the CPU with `--device cuda` (`SharpenRequest.half`: float16 "
-                     "autocast by default, `--full-precision` for float32).")
-    elif title.endswith("(deep methods)"):
-        parts.append("Our deep methods again on the same scenes with `--full-precision` (`SharpenRequest.half"
-                     "=False`): what a CPU without native bfloat16 runs.")
+def _throughput(rows: list[dict], title: str, intro: str = "") -> str:
+    parts = [f"## {title}"] + ([intro] if intro else [])
     for scene in dict.fromkeys(r["scene"] for r in rows):
         lines = [f"### {scene}", "",
                  "| who | method / tool | median s | spread s | MP/s | MP/s range | note |",
