@@ -8,10 +8,10 @@ BUILD := $(ROOT)/.build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-scipy \
 	python3-h5py python3-venv xvfb
-PIP_PACKAGES := torch==2.13.0 safetensors==0.7.0 pytest==8.3.3 pytest-qgis==5.0.2
+PIP_PACKAGES := torch==2.13.0 safetensors==0.7.0 pytest==8.3.3 pytest-qgis==5.0.2 'dask[distributed]==2026.8.0' distributed==2026.8.0 hypothesis==6.170.17
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench clean package
 
 install: $(BUILD)/install.stamp
 
@@ -43,6 +43,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# The zip QGIS's Plugin Manager installs (Install from ZIP): dist/diffusion_pansharpening-<version>.zip
+package:
+	/usr/bin/python3 scripts/package.py
 
 # Orfeo Toolbox, a peer in the benchmarks only (matplotlib for the plot comes with
 # python3-qgis). BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--size 4000".

@@ -1,6 +1,6 @@
 """The benchmark inputs: the bundled sample and two large scenes built from real data.
 
-* ``sample``: the bundled Landsat-8 crop (600 x 600 PAN, 4 bands, ratio 2).
+* ``sample``: the bundled Landsat-8 crop (654 x 306 PAN, 4 bands, ratio 2).
 * ``landsat8``: the real Landsat-8 scene upsampled to N x N PAN through GDAL VRTs on
   its native half-pixel phase (``peak_memory.make_pair``).
 * ``worldview2``: the GRIP WorldView-2 pair (1280 x 1280 PAN, 8 bands, ratio 4, no

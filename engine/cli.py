@@ -1,6 +1,8 @@
 """The ``pansharpen`` command: the engine without QGIS.
 
     pansharpen sharpen PAN MS OUT [--method NAME] [--tile N] [--overlap N] [--device D]
+    pansharpen batch FOLDER|MANIFEST.csv OUT_DIR [--scheduler tcp://HOST:PORT] [sharpen options]
+    pansharpen adapt PAN MS --out W.safetensors [--method fose] [--seconds S]
     pansharpen methods
     pansharpen models
     pansharpen evaluate --pan P --ms M --methods a,b --protocol reduced|full [--sensor S] [--json OUT]
@@ -45,11 +47,34 @@ def _sharpen(args) -> int:
         pan=args.pan, ms=args.ms, output=args.output, method=args.method,
         pan_band=args.pan_band, weights=args.weights, device=args.device,
         tile=args.tile, overlap=args.overlap, overwrite=args.overwrite,
-        float32=args.float32, sensor=args.sensor, half=not args.full_precision,
+        float32=args.float32, sensor=args.sensor, half=not args.full_precision, cog=args.cog,
+        check=not args.no_check, adapt=args.adapt, consistent=not args.no_consistency,
     )
     bar = None if args.quiet else ProgressBar("sharpening")
     result = sharpen(request, progress=bar, log=lambda m: print(m, file=sys.stderr))
     print(result.output)
+    return 0
+
+
+def _adapt(args) -> int:
+    from . import adapt
+    from .families import choose_model
+    from .raster_io import RasterPair
+
+    pair = RasterPair(args.pan, args.ms, args.pan_band, args.sensor)
+    if args.weights:
+        base = args.weights
+    else:
+        choice = choose_model(pair.info(), args.method)
+        if not choice.weights:
+            raise PansharpenError(f"{choice.reason} Give the model to adapt with --weights.")
+        base = choice.weights
+    bar = None if args.quiet else ProgressBar("adapting")
+    result = adapt.adapt(pair, base, seconds=args.seconds, device=args.device, out=args.out, progress=bar)
+    print(result.summary(), file=sys.stderr)
+    if result.path is None:
+        return 1
+    print(result.path)
     return 0
 
 
@@ -73,6 +98,7 @@ def _evaluate(args) -> int:
     from .evaluate import evaluate, format_table
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    _check_json(args.json)
     report = evaluate(args.pan, args.ms, methods, protocol=args.protocol, sensor=args.sensor,
                       pan_band=args.pan_band, weights=args.weights, device=args.device,
                       tile=args.tile, overlap=args.overlap,
@@ -86,6 +112,7 @@ def _score(args) -> int:
     from .evaluate import format_scores
     from .scoring import score_files
 
+    _check_json(args.json)
     scores = score_files(args.fused, pan=args.pan, ms=args.ms, reference=args.reference,
                          sensor=args.sensor, pan_band=args.pan_band)
     print(format_scores(scores))
@@ -95,9 +122,32 @@ def _score(args) -> int:
 
 def _write_json(path: str | None, data) -> None:
     if path:
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
+        try:
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(data, handle, indent=2)
+        except OSError as exc:
+            raise PansharpenError(f"Cannot write the JSON file {path} ({exc.strerror or exc}): "
+                                  "choose a writable folder for --json.") from None
         print(f"JSON written to {path}", file=sys.stderr)
+
+
+def _check_json(path: str | None) -> None:
+    """Refuse, before any work, a --json file whose folder does not exist."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path)) if path else None
+    if folder and not os.path.isdir(folder):
+        raise PansharpenError(f"The folder of the JSON file {path} does not exist: create it or choose another.")
+    if path and os.path.isdir(path):
+        raise PansharpenError(f"The JSON file {path} is a folder: give a file name.")
+
+
+class Terminated(BaseException):
+    """SIGTERM (``kill``, ``timeout``): unwinds like Ctrl-C, so scratch files are removed."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,11 +173,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="auto", help="method name (see `pansharpen methods`); auto picks the best fit")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--float32", action="store_true", help="write float32 instead of the MS data type")
+    p.add_argument("--cog", action="store_true",
+                   help="write a Cloud Optimized GeoTIFF (default: tiled GeoTIFF with internal overviews)")
     p.add_argument("--full-precision", action="store_true",
                    help="run deep models in float32 (default: float16 autocast on CUDA, bfloat16 on a "
                         "CPU with native bfloat16, e.g. AVX512-BF16)")
+    p.add_argument("--adapt", type=float, nargs="?", const=120.0, default=None, metavar="SECONDS",
+                   help="fine-tune the deep model on this scene first (Wald-degraded copy, no ground "
+                        "truth), for about SECONDS (default 120); reused on a rerun")
+    p.add_argument("--no-check", action="store_true",
+                   help="deep methods: skip the check against the classical methods on a sample")
+    p.add_argument("--no-consistency", action="store_true",
+                   help="deep methods: keep the network's output as it is (default: projected so that, "
+                        "blurred and decimated, it gives back the MS)")
     add_common(p)
     p.set_defaults(run=_sharpen)
+
+    p = sub.add_parser("adapt", help="fine-tune a deep model on a scene and keep the weights")
+    p.add_argument("pan")
+    p.add_argument("ms")
+    p.add_argument("--out", required=True, help="the adapted .safetensors file to write")
+    p.add_argument("--method", default="fose", help="shipped model to adapt (fose, ksdiff, e2e, dm1)")
+    p.add_argument("--seconds", type=float, default=120.0, help="time budget (default 120)")
+    add_common(p)
+    p.set_defaults(run=_adapt)
+
+    from .batch import add_arguments as add_batch_arguments, run_from_args as run_batch
+
+    p = sub.add_parser("batch", help="sharpen many PAN/MS pairs on a Dask cluster, one task per scene")
+    add_batch_arguments(p)
+    add_common(p)
+    p.set_defaults(run=run_batch)
 
     p = sub.add_parser("methods", help="list the methods and whether they are available")
     p.set_defaults(run=_methods)
@@ -163,6 +239,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
     except PansharpenError as exc:
@@ -174,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nInterrupted; nothing was written.", file=sys.stderr)
         return 130
+    except Terminated:
+        print("\nTerminated; nothing was written.", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -66,10 +66,16 @@ def _load_mat(path: str, sensor: str | None) -> Pair:
         mat = loadmat(path)
         pan = np.asarray(mat["I_PAN"], dtype=np.float32)
         ms = np.moveaxis(np.asarray(mat["I_MS"], dtype=np.float32), -1, 0)
-    except (KeyError, ValueError, OSError) as exc:
+    except (KeyError, ValueError, OSError, NotImplementedError, TypeError) as exc:
         raise PansharpenError(
             f"{path} is not a MATLAB pair with I_PAN and I_MS ({exc}): give GeoTIFFs instead."
         ) from None
+    if pan.ndim != 2 or ms.ndim != 3 or 0 in pan.shape or 0 in ms.shape:
+        raise PansharpenError(
+            f"{path}: I_PAN must be 2-D (rows, columns) and I_MS 3-D (rows, columns, bands); found "
+            f"I_PAN {tuple(pan.shape)} and I_MS of {mat['I_MS'].ndim} dimension(s): give a MATLAB pair "
+            "in the toolbox's layout, or GeoTIFFs."
+        )
     ratio = int(np.asarray(mat.get("ratio", 4)).ravel()[0])
     bits = int(np.asarray(mat.get("L", 11)).ravel()[0])
     name = sensor or (str(np.asarray(mat["sensor"]).ravel()[0]) if "sensor" in mat else None)
@@ -77,16 +83,21 @@ def _load_mat(path: str, sensor: str | None) -> Pair:
 
 
 def sharpen_arrays(pair: Pair, method_name: str, *, weights=None, device="auto",
-                   tile=None, overlap=DEFAULT_OVERLAP, progress=None, half: bool = True) -> np.ndarray:
-    """Run a method over in-memory arrays through the tiled engine; (B, H, W) DN."""
+                   tile=None, overlap=DEFAULT_OVERLAP, progress=None, half: bool = True,
+                   prepare_method=None, consistent: bool = True) -> np.ndarray:
+    """Run a method over in-memory arrays through the tiled engine; (B, H, W) DN.
+    ``prepare_method`` replaces ``methods.prepare`` (as in ``pipeline.sharpen``);
+    ``consistent`` False keeps deep outputs unprojected (``consistency``)."""
     if method_name == BASELINE:
         from .upsample import upsample
 
         return upsample(pair.ms, pair.ratio).astype(np.float32)
     height, width = pair.pan.shape
     out = np.zeros((pair.ms.shape[0], height, width), dtype=np.float32)
-    method = prepare(method_name, ratio=pair.ratio, bands=pair.ms.shape[0], sensor=pair.sensor,
-                     weights=weights, device=device, half=half)
+    options = {} if consistent else {"consistent": False}
+    method = (prepare_method or prepare)(method_name, ratio=pair.ratio, bands=pair.ms.shape[0],
+                                         sensor=pair.sensor, weights=weights, device=device, half=half,
+                                         **options)
 
     def sink(y0, x0, values, valid):
         out[:, y0:y0 + values.shape[1], x0:x0 + values.shape[2]] = values

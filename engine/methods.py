@@ -89,8 +89,12 @@ class ClassicalTileMethod:
 
 
 def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
-            weights: str | None = None, device: str = "auto", half: bool = True):
-    """The per-tile callable for a method name (``auto`` resolved by the caller)."""
+            weights: str | None = None, device: str = "auto", half: bool = True,
+            consistent: bool = True):
+    """The per-tile callable for a method name (``auto`` resolved by the caller).
+
+    Deep models are followed by the spectral-consistency projection
+    (``consistency``) unless ``consistent`` is False."""
     if name in CLASSICAL:
         if weights:
             raise PansharpenError(f"{name} is a classical method and takes no weights file.")
@@ -102,15 +106,19 @@ def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
     if not torch_available():
         raise PansharpenError(f"The {name} method needs PyTorch: {TORCH_HELP}.")
     if weights is None:
-        weights = _shipped_for(name, ratio, bands, sensor)
+        weights = shipped_weights_for(name, ratio, bands, sensor)
     from .models import load
 
     model = load(weights, device=device, half=half)
     _check_model_fits(model, name, ratio, bands)
-    return model
+    if not consistent:
+        return model
+    from .consistency import Consistent, gains_for
+
+    return Consistent(model, ratio, gains_for(sensor, bands))
 
 
-def _shipped_for(name: str, ratio: int, bands: int, sensor: str | None) -> str:
+def shipped_weights_for(name: str, ratio: int, bands: int, sensor: str | None) -> str:
     """The shipped weights of ``name`` for the pair's family, or a clear refusal."""
     from types import SimpleNamespace
 

@@ -61,6 +61,11 @@ SENSOR_GNYQ: dict[str, tuple[tuple[float, ...] | None, float]] = {
 }
 
 
+#: blue, green, red and NIR1 of the 8-band WorldView layout (0-based): the bands of a
+#: 4-band WorldView-2/3 product (project choice: such a product gets those gains)
+WORLDVIEW_4_BANDS = (1, 2, 4, 6)
+
+
 def _sensor_key(sensor: str) -> str:
     """'WorldView-2', 'wv_2', 'GeoEye 1' -> 'WORLDVIEW2', 'WV2', 'GEOEYE1'."""
     return re.sub(r"[^A-Z0-9]", "", sensor.upper())
@@ -80,6 +85,8 @@ def sensor_gains(sensor: str | None, nbands: int) -> tuple[np.ndarray, float]:
         ms_gains, pan_gain = SENSOR_GNYQ.get(_sensor_key(sensor), _DEFAULT)
     if ms_gains is None:
         return np.full(nbands, DEFAULT_MS_GNYQ), float(pan_gain)
+    if len(ms_gains) == 8 and nbands == 4:
+        ms_gains = tuple(ms_gains[i] for i in WORLDVIEW_4_BANDS)
     if len(ms_gains) != nbands:
         raise PansharpenError(
             f"sensor {sensor!r} has MTF gains for {len(ms_gains)} MS bands but the image "

@@ -2,19 +2,23 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 from osgeo import gdal
 
+from .classical import CLASSICAL
 from .errors import PansharpenError
 from .families import choose_model
 from .methods import prepare
 from .raster_io import PairInfo, RasterPair, Window
 from .streaming import run_tiled, tile_for
 from .tiling import DEFAULT_OVERLAP
-from .writer import GeoTiffWriter, check_output
+from .writer import (GeoTiffWriter, NUMPY_TYPES, check_free_space, check_not_an_input, check_output,
+                     scratch_bytes)
 
 GDAL_CACHE_BYTES = 16 * 1024 * 1024  # keeps memory flat however large the raster
 
@@ -36,6 +40,10 @@ class SharpenRequest:
     sensor: str | None = None
     threads: bool = True  # reader and writer threads beside the computation (streaming)
     half: bool = True  # deep models in float16 on CUDA, bfloat16 on a CPU that has it (False: float32)
+    cog: bool = False  # a Cloud Optimized GeoTIFF (default: a tiled GeoTIFF with internal overviews)
+    check: bool = True  # deep methods: score against the classical ones on a sample first (guard)
+    adapt: float | None = None  # seconds of fine-tuning the deep model on this scene (adapt); None: none
+    consistent: bool = True  # deep methods: project the output onto the MS (consistency)
 
 
 @dataclass
@@ -44,6 +52,7 @@ class SharpenResult:
     method: str
     info: PairInfo
     seconds: float
+    reason: str = ""  # why this method (auto's choice, the check's numbers)
 
 
 def inspect_pair(pan: str, ms: str, pan_band: int | None = None, sensor: str | None = None) -> PairInfo:
@@ -53,50 +62,107 @@ def inspect_pair(pan: str, ms: str, pan_band: int | None = None, sensor: str | N
 
 def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = None,
             cancelled: Callable[[], bool] | None = None,
-            log: Callable[[str], None] | None = None) -> SharpenResult:
+            log: Callable[[str], None] | None = None,
+            prepare_method: Callable | None = None) -> SharpenResult:
     """Sharpen ``request.pan`` + ``request.ms`` into ``request.output``.
 
     Every check happens before anything is written; the output appears under its
     name only when complete (see ``writer``). Raises ``PansharpenError`` for bad input
-    and ``Cancelled`` when ``cancelled()`` turns true.
+    and ``Cancelled`` when ``cancelled()`` turns true. ``prepare_method`` replaces
+    ``methods.prepare`` (same signature), e.g. to reuse loaded models (``batch``).
     """
     start = time.perf_counter()
     say = log or (lambda message: None)
+    check_not_an_input(request.output, [("PAN", request.pan), ("MS", request.ms)])
     check_output(request.output, request.overwrite)
     if request.tile is not None:
         _check_tiling(request.tile, request.overlap)
     pair = RasterPair(request.pan, request.ms, request.pan_band, request.sensor)
-    if request.extent is not None:
-        pair.window = _restrict(pair, request.extent)
-    info = pair.info()
-    for warning in info.warnings:
+    for warning in pair.info().warnings:  # about the pair, not the extent (e.g. a preview)
         say(warning)
+    if request.extent is not None:
+        whole = pair.window
+        pair.window = _restrict(pair, request.extent)
+        say(f"Only the extent asked for: {pair.window.width} x {pair.window.height} of the "
+            f"{whole.width} x {whole.height} output pixels.")
+    info = pair.info()
     weights, name = request.weights, request.method
-    if name in ("auto", "", None):
+    reasons = []
+    auto = name in ("auto", "", None)
+    if auto and weights:  # the file's architecture decides
+        name = _architecture_of(weights)
+        reasons.append(f"auto: your weights file {weights} holds a {name} model: using it.")
+    elif auto:
         choice = choose_model(info)
-        say(choice.reason)
+        reasons.append(choice.reason)
         name, weights = choice.method, choice.weights
-    method = prepare(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
-                     weights=weights, device=request.device, half=request.half)
+    for line in reasons:
+        say(line)
+    if request.check and name not in CLASSICAL:
+        name, weights, line = _guard(pair, name, weights, auto, request, prepare_method)
+        reasons.append(line)
+        say(line)
+    run_progress = progress
+    if request.adapt and name not in CLASSICAL:
+        weights, line = _adapt(pair, name, weights, request, progress, cancelled)
+        reasons.append(line)
+        say(line)
+        if progress is not None:
+            run_progress = lambda f: progress(0.5 + 0.5 * f)
+    options = {} if request.consistent else {"consistent": False}
+    method = (prepare_method or prepare)(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
+                                         weights=weights, device=request.device, half=request.half, **options)
     tile = tile_for(method, request.tile)
     _check_tiling(tile, request.overlap)
+    _check_tile_memory(tile, request.overlap, pair, method)
     say(f"{name}: {pair.window.width} x {pair.window.height} pixels, ratio {pair.ratio}, "
         f"{pair.bands} bands, tiles of {tile} with {request.overlap} overlap.")
     data_type = "Float32" if request.float32 else info.data_type
-    nodata = info.nodata if info.nodata is not None else (0 if info.resampled else None)
+    # no nodata value the data can take: the inputs' own if it fits, else a mask band (writer)
+    nodata = info.nodata if _fits(info.nodata, data_type) else None
+    check_free_space(request.output, scratch_bytes(pair.window.width, pair.window.height, pair.bands, data_type))
     with _gdal_cache(GDAL_CACHE_BYTES), GeoTiffWriter(
         request.output, width=pair.window.width, height=pair.window.height, bands=pair.bands,
         geotransform=pair.output_geotransform, crs_wkt=pair.pan_ds.GetProjection(),
         data_type=data_type, nodata=nodata, band_names=pair.band_names,
-        overwrite=request.overwrite,
+        overwrite=request.overwrite, cog=request.cog,
     ) as writer:
         run_tiled(pair, method, pair.window.height, pair.window.width, writer.write,
                   tile=tile, overlap=request.overlap,
-                  progress=progress, cancelled=cancelled, threads=request.threads)
+                  progress=run_progress, cancelled=cancelled, threads=request.threads)
         writer.commit()
     seconds = time.perf_counter() - start
     say(f"Wrote {request.output} in {seconds:.1f} s.")
-    return SharpenResult(request.output, name, info, seconds)
+    return SharpenResult(request.output, name, info, seconds, " ".join(reasons))
+
+
+def _adapt(pair: RasterPair, name: str, weights, request: SharpenRequest, progress, cancelled):
+    """(weights, message): ``adapt.adapt`` of the chosen deep model to this scene (the
+    first half of the progress bar), reused from the cache when done before."""
+    from . import adapt
+    from .methods import shipped_weights_for
+
+    base = weights or shipped_weights_for(name, pair.ratio, pair.bands, pair.sensor)
+    half = (lambda f: progress(0.5 * f)) if progress is not None else None
+    result = adapt.adapt(pair, base, seconds=float(request.adapt), device=request.device,
+                         progress=half, cancelled=cancelled)
+    return (result.path or base), result.summary()
+
+
+def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenRequest, prepare_method=None):
+    """(method, weights, message): ``guard.check`` on a sample of the scene; ``auto``
+    switches to the winner, an explicit deep method runs anyway with a warning."""
+    from . import guard
+
+    try:
+        verdict = guard.check(pair, name, weights, device=request.device, half=request.half,
+                              prepare_method=prepare_method)
+    except PansharpenError as exc:
+        return name, weights, f"Not checked against the classical methods ({exc})."
+    if not auto and verdict.method != name:
+        return name, weights, (f"Warning: {verdict.summary()}: {verdict.method} would be better "
+                               f"here; running {name} as asked.")
+    return verdict.method, verdict.weights, f"Checked {verdict.summary()}: using {verdict.method}."
 
 
 def _check_tiling(tile: int, overlap: int) -> None:
@@ -131,3 +197,66 @@ def _gdal_cache(nbytes: int):
         yield
     finally:
         gdal.SetCacheMax(previous)
+
+
+def _architecture_of(weights: str) -> str:
+    """The architecture a weights file declares (read from its header; no PyTorch)."""
+    from .families import read_metadata
+    from .methods import DEEP
+
+    if os.path.isdir(weights):
+        raise PansharpenError(f"The weights path {weights} is a folder, not a file: give the .safetensors file.")
+    if not os.path.isfile(weights):
+        raise PansharpenError(f"The weights file {weights} does not exist: check the path.")
+    try:
+        architecture = read_metadata(weights).get("architecture")
+    except (PansharpenError, OSError, ValueError, AttributeError, RecursionError):
+        architecture = None
+    if architecture not in DEEP:
+        raise PansharpenError(
+            f"The weights file {weights} is not a .safetensors model that names its architecture "
+            "(pickles, .pt and .ckpt files are never loaded): use weights written by `pansharpen train`."
+        )
+    return architecture
+
+
+def _fits(nodata: float | None, data_type: str) -> bool:
+    """Whether the output type can store this nodata value exactly."""
+    if nodata is None:
+        return False
+    dtype = NUMPY_TYPES[data_type]
+    if np.issubdtype(dtype, np.floating):
+        return True
+    info = np.iinfo(dtype)
+    return float(nodata).is_integer() and info.min <= nodata <= info.max
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_tile_memory(tile: int, overlap: int, pair: RasterPair, method) -> None:
+    """Refuse a tile whose buffers (PAN, MS, result and blending planes of the tiles in
+    flight, and the blender's overlap strip) would not fit in the memory available."""
+    halo = int(getattr(method, "halo", 0)) + overlap
+    h, w = min(tile, pair.window.height) + 2 * halo, min(tile, pair.window.width) + 2 * halo
+    planes = 2 * pair.bands + 2
+    in_flight = 2 * getattr(method, "batch_size", 1) + 2
+    need = 4 * (h * w * planes * in_flight + (pair.bands + 1) * (2 * overlap + 1) * pair.window.width)
+    available = _available_memory()
+    if available is not None and need > available:
+        raise PansharpenError(
+            f"Tiles of {tile} pixels need about {need / 1e9:.1f} GB of memory but {available / 1e9:.1f} GB "
+            f"is available: use a smaller --tile (the default, 1024, needs far less)."
+        )

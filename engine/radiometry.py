@@ -145,6 +145,9 @@ def _from_raster_pair(pair, max_size: int, kind: str) -> SceneNormalisation:
     ms_valid = np.ones(ms.shape[1:], dtype=bool)
     for b, nodata in enumerate(pair.ms_nodata):
         ms_valid &= valid_mask(ms[b], nodata)
+    if getattr(pair, "ms_alpha", None):  # a warped MS: voids are alpha 0 (raster_io)
+        ms_valid &= _read_decimated(ms_ds.GetRasterBand(pair.ms_alpha), 0, 0, ms_ds.RasterXSize,
+                                    ms_ds.RasterYSize, max_size) > 0
     return SceneNormalisation.from_samples(pan, valid_mask(pan, pair.pan_nodata), ms, ms_valid, kind)
 
 

@@ -89,7 +89,7 @@ class PairInfo:
         lines = [
             f"Ratio {self.ratio}, {self.bands} bands ({', '.join(self.band_names)}), "
             f"output {self.width} x {self.height} pixels in {self.crs}.",
-            f"Overlap: {self.overlap_fraction:.0%} of the PAN; data {self.data_type}, "
+            f"Overlap: {percent(self.overlap_fraction)} of the PAN; data {self.data_type}, "
             f"scale {self.scale:g}" + (f", sensor {self.sensor}" if self.sensor else "") + ".",
         ]
         lines += [f"Note: {w}" for w in self.warnings]
@@ -117,6 +117,11 @@ def open_raster(path: str, role: str) -> gdal.Dataset:
 
 def _crs(ds: gdal.Dataset, role: str) -> osr.SpatialReference:
     wkt = ds.GetProjection()
+    if not wkt and ds.GetGeoTransform(can_return_null=True) is None:
+        raise PansharpenError(
+            f"The {role} raster has no georeferencing (no geotransform and no coordinate reference "
+            "system): georeference it first (QGIS's Georeferencer, or gdal_translate -a_ullr and -a_srs)."
+        )
     if not wkt:
         raise PansharpenError(
             f"The {role} raster has no coordinate reference system: assign one "
@@ -136,6 +141,10 @@ def _north_up(ds: gdal.Dataset, role: str) -> tuple[float, ...]:
     if gt[2] != 0 or gt[4] != 0:
         raise PansharpenError(
             f"The {role} raster is rotated: warp it to a north-up grid first (gdalwarp)."
+        )
+    if not all(math.isfinite(v) for v in gt) or gt[1] == 0 or gt[5] == 0:
+        raise PansharpenError(
+            f"The {role} raster's geotransform {tuple(gt)} has no usable pixel size: fix its georeferencing."
         )
     return gt
 
@@ -184,6 +193,11 @@ class RasterPair:
                  sensor: str | None = None):
         self.pan_ds = open_raster(pan_path, "PAN")
         self.ms_src = open_raster(ms_path, "MS")
+        if pan_band is None and self.pan_ds.RasterCount > 1 and self.ms_src.RasterCount == 1:
+            raise PansharpenError(
+                f"The PAN and MS look swapped: the PAN file has {self.pan_ds.RasterCount} bands and the "
+                "MS file one. Give the one-band panchromatic file as PAN and the multispectral file as MS."
+            )
         self.pan_band_index = self._choose_pan_band(pan_band)
         _check_type(self.pan_ds, "PAN")
         _check_type(self.ms_src, "MS")
@@ -208,6 +222,8 @@ class RasterPair:
         self.pan_nodata = self.pan_ds.GetRasterBand(self.pan_band_index).GetNoDataValue()
         self.ms_nodata = [self.ms_ds.GetRasterBand(b + 1).GetNoDataValue()
                           for b in range(self.bands)]
+        # a warped MS marks what it covers in an alpha band, not with a value data can take
+        self.ms_alpha = self.bands + 1 if self.ms_ds.RasterCount > self.bands else None
 
     # -- checks -------------------------------------------------------------------
     def _choose_pan_band(self, pan_band: int | None) -> int:
@@ -251,10 +267,15 @@ class RasterPair:
         x1 = min(self.pan_ds.RasterXSize, math.floor(cols[1] - 0.5 + eps) + 1)
         y0 = max(0, math.ceil(rows[0] - 0.5 - eps))
         y1 = min(self.pan_ds.RasterYSize, math.floor(rows[1] - 0.5 + eps) + 1)
+        if x1 <= x0 or y1 <= y0:
+            raise PansharpenError(
+                "The PAN and MS rasters do not overlap: choose a PAN and an MS of the same area."
+            )
         if x1 - x0 < 2 * self.ratio or y1 - y0 < 2 * self.ratio:
             raise PansharpenError(
-                "The PAN and MS rasters do not overlap (or share less than a few pixels): "
-                "choose a PAN and an MS of the same area."
+                f"The PAN and MS rasters overlap on only {x1 - x0} x {y1 - y0} PAN pixels; at least "
+                f"{2 * self.ratio} x {2 * self.ratio} are needed: choose a PAN and an MS that share more "
+                "of their area."
             )
         return Window(x0, y0, x1 - x0, y1 - y0)
 
@@ -282,7 +303,6 @@ class RasterPair:
         x_max = gt[0] + (c1 + 0.5) * gt[1]
         y_max = gt[3] + (r0 + 0.5) * gt[5]
         y_min = gt[3] + (r1 + 0.5) * gt[5]
-        src_nodata = self.ms_src.GetRasterBand(1).GetNoDataValue()
         why = "its CRS differs" if not self.same_crs else "its grid is not aligned with the PAN grid"
         self.warnings.append(
             f"MS resampled (cubic) onto a grid aligned with the PAN ({why})."
@@ -291,7 +311,7 @@ class RasterPair:
             "", self.ms_src, format="VRT", dstSRS=self.pan_srs.ExportToWkt(),
             outputBounds=(x_min, y_min, x_max, y_max),
             width=(c1 - c0) // r, height=(r1 - r0) // r, resampleAlg="cubic",
-            dstNodata=src_nodata if src_nodata is not None else 0,
+            dstNodata="None", dstAlpha=True,  # the source's nodata is honoured; voids are alpha 0
         )
         for b in range(self.ms_src.RasterCount):
             vrt.GetRasterBand(b + 1).SetDescription(self.ms_src.GetRasterBand(b + 1).GetDescription())
@@ -309,8 +329,9 @@ class RasterPair:
 
     @property
     def output_nodata(self) -> float | None:
-        """Output nodata: the MS's, else the PAN's; 0 when the warp introduced void areas."""
-        for value in (*self.ms_nodata, self.pan_nodata):
+        """Output nodata: the MS file's, else the PAN's; else None (the writer masks)."""
+        source = [self.ms_src.GetRasterBand(b + 1).GetNoDataValue() for b in range(self.bands)]
+        for value in (*source, self.pan_nodata):
             if value is not None:
                 return value
         return None
@@ -325,7 +346,7 @@ class RasterPair:
         fraction = self.window.width * self.window.height / pan_area
         warnings = list(self.warnings)
         if fraction < 0.999:
-            warnings.append(f"The MS covers {fraction:.0%} of the PAN: the output is the overlap only.")
+            warnings.append(f"The MS covers {percent(fraction)} of the PAN: the output is the overlap only.")
         return PairInfo(
             ratio=self.ratio, bands=self.bands, band_names=self.band_names,
             width=self.window.width, height=self.window.height,
@@ -364,6 +385,9 @@ class RasterPair:
         valid = np.ones(data.shape[1:], dtype=bool)
         for b, nodata in enumerate(self.ms_nodata):
             valid &= valid_mask(data[b], nodata)
+        if self.ms_alpha is not None:
+            alpha = self.ms_ds.GetRasterBand(self.ms_alpha)
+            valid &= _read_padded(alpha, (rows[0] + oy, rows[1] + oy), (cols[0] + ox, cols[1] + ox)) > 0
         return data, valid
 
     @property
@@ -374,6 +398,12 @@ class RasterPair:
         """
         r, w = self.ratio, self.window
         return ((w.x0 - self.shift[0]) % r, (w.y0 - self.shift[1]) % r)
+
+
+def percent(fraction: float) -> str:
+    """A fraction as a percentage that never rounds up to a whole 100 % (99.8 %, not 100 %)."""
+    shown = math.floor(fraction * 1000 + 1e-9) / 10
+    return f"{shown:.0f}%" if shown.is_integer() else f"{shown:.1f}%"
 
 
 def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -422,8 +452,16 @@ def _bounds_in(ds, gt, srs, target_srs) -> tuple[float, float, float, float]:
         x = xs[0] + t * (xs[1] - xs[0])
         y = ys[0] + t * (ys[1] - ys[0])
         pts += [(x, ys[0]), (x, ys[1]), (xs[0], y), (xs[1], y)]
-    out = transform.TransformPoints(pts)
+    try:
+        out = transform.TransformPoints(pts)
+    except RuntimeError:
+        out = []
     tx, ty = [p[0] for p in out], [p[1] for p in out]
+    if not out or not all(math.isfinite(v) for v in tx + ty):
+        raise PansharpenError(
+            "The MS footprint cannot be placed in the PAN's coordinate reference system (its corners "
+            "fall outside that CRS): check both rasters' georeferencing and CRS."
+        )
     return min(tx), min(ty), max(tx), max(ty)
 
 

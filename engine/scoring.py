@@ -49,6 +49,21 @@ def score_files(fused: str, *, pan: str | None = None, ms: str | None = None,
     return quality.full_indices(crop, fused_pan, fused_ms, pair.ratio, pair.sensor, border=FULL_BORDER)
 
 
+def score_sample(fused: str, *, pan: str, ms: str, size: int = 512, sensor: str | None = None,
+                 pan_band: int | None = None) -> dict[str, float]:
+    """Full-resolution indices (as ``score_files``) on a centred window of at most
+    ``size`` PAN pixels a side: a quick check of a large output."""
+    pair = RasterPair(pan, ms, pan_band, sensor)
+    ds = open_raster(fused, "sharpened")
+    w, h = min(size, ds.RasterXSize), min(size, ds.RasterYSize)
+    x0, y0 = (ds.RasterXSize - w) // 2, (ds.RasterYSize - h) // 2
+    image = ds.ReadAsArray(x0, y0, w, h).astype(np.float32).reshape(ds.RasterCount, h, w)
+    gt = ds.GetGeoTransform()
+    gt = (gt[0] + x0 * gt[1], gt[1], 0.0, gt[3] + y0 * gt[5], 0.0, gt[5])
+    fused_pan, fused_ms, crop = _align(pair, image, gt)
+    return quality.full_indices(crop, fused_pan, fused_ms, pair.ratio, pair.sensor, border=FULL_BORDER)
+
+
 def _align(pair: RasterPair, image: np.ndarray, gt) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PAN, MS and the sharpened image over the same whole MS pixels."""
     out = pair.output_geotransform

@@ -3,11 +3,21 @@
 Cells are written as they finish into an uncompressed tiled scratch file beside the
 output (partial blocks can be rewritten in place there, so GDAL's block cache stays
 small); ``commit`` compresses it into a second scratch file and renames that onto the
-requested name. A failure or a cancel removes both scratch files.
+requested name. A failure or a cancel removes both scratch files; so does SIGTERM
+for the ``pansharpen`` command (``cli``), and scratch files whose process is gone (a
+SIGKILL) are removed by the next writer in the same folder: their names carry the pid.
+The rename never replaces a file that appeared meanwhile unless overwrite was asked.
+
+Pixels no input covers are nodata: with the input's nodata value where it has one
+(valid pixels that would take that value are moved off it), else with an internal
+mask band, created as soon as the first invalid pixel arrives.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import shutil
 import tempfile
 import uuid
 
@@ -21,6 +31,110 @@ FINAL_OPTIONS = CREATION_OPTIONS + ["COMPRESS=DEFLATE", "PREDICTOR=2", "NUM_THRE
 NUMPY_TYPES = {
     "Byte": np.uint8, "UInt16": np.uint16, "Int16": np.int16, "Float32": np.float32,
 }
+SCRATCH = re.compile(r"^\..+\.(?:partial|packing)-(\d+)-[0-9a-f]{8}\.tif(?:\.aux\.xml)?$")
+COLOURS = {"red": gdal.GCI_RedBand, "green": gdal.GCI_GreenBand, "blue": gdal.GCI_BlueBand}
+FREE_SPACE_MARGIN = 1.1  # over the estimate: GeoTIFF overhead
+
+
+def colour_interpretation(name: str) -> int:
+    """Red/Green/Blue for bands so named, Undefined for every other band (never Alpha)."""
+    return COLOURS.get(name.strip().lower(), gdal.GCI_Undefined)
+
+
+COG_OPTIONS = ["COMPRESS=DEFLATE", "PREDICTOR=YES", "BLOCKSIZE=256", "OVERVIEWS=AUTO",
+               "RESAMPLING=AVERAGE", "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS"]
+
+
+def overview_factors(width: int, height: int, smallest: int = 256) -> list[int]:
+    """2, 4, 8... while the overview's longer side stays at least ``smallest`` pixels."""
+    factors, factor = [], 2
+    while max(width, height) // factor >= smallest:
+        factors.append(factor)
+        factor *= 2
+    return factors
+
+
+def add_overviews(path: str) -> None:
+    """Internal overviews (averaged, DEFLATE), so QGIS shows a large result at once."""
+    ds = gdal.Open(path, gdal.GA_Update)
+    factors = overview_factors(ds.RasterXSize, ds.RasterYSize)
+    if factors:
+        options = {"COMPRESS_OVERVIEW": "DEFLATE", "PREDICTOR_OVERVIEW": "2"}
+        previous = {key: gdal.GetThreadLocalConfigOption(key, None) for key in options}
+        try:
+            for key, value in options.items():
+                gdal.SetThreadLocalConfigOption(key, value)
+            ds.BuildOverviews("AVERAGE", factors)
+        finally:
+            for key, value in previous.items():
+                gdal.SetThreadLocalConfigOption(key, value)
+    ds = None
+
+
+def scratch_bytes(width: int, height: int, bands: int, data_type: str) -> int:
+    """Disk a run needs at most: the uncompressed scratch file and its compressed copy."""
+    return 2 * width * height * bands * np.dtype(NUMPY_TYPES[data_type]).itemsize
+
+
+def check_free_space(path: str, nbytes: int) -> None:
+    """Refuse, before any work, an output whose scratch files would not fit on its disk."""
+    folder = os.path.dirname(os.path.abspath(path))
+    free = shutil.disk_usage(folder).free
+    if nbytes * FREE_SPACE_MARGIN > free:
+        raise PansharpenError(
+            f"The output needs about {_size(nbytes * FREE_SPACE_MARGIN)} of disk while it is written, "
+            f"but {folder} has {_size(free)} free: free some space, choose another folder, or sharpen "
+            "a smaller extent."
+        )
+
+
+def _size(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.1f} MB"
+
+
+def remove_stale_scratch(folder: str) -> list[str]:
+    """Remove the scratch files of writers whose process no longer exists (killed)."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = SCRATCH.match(name)
+        if match and not _alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # exists (another user's), or not a pid we can judge: keep the file
+    return True
+
+
+@contextlib.contextmanager
+def _internal_masks():
+    """GeoTIFF masks inside the file (not a .msk beside it), in this thread."""
+    previous = gdal.GetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", None)
+    gdal.SetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES")
+    try:
+        yield
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", previous)
+
+
+def _write_failed(path: str, exc: BaseException) -> PansharpenError:
+    folder = os.path.dirname(os.path.abspath(path))
+    return PansharpenError(
+        f"Writing {path} failed ({' '.join(str(exc).split())[:160]}): check the free space and "
+        f"permissions of {folder}, or choose another folder."
+    )
 
 
 def check_output(path: str, overwrite: bool) -> None:
@@ -29,6 +143,8 @@ def check_output(path: str, overwrite: bool) -> None:
         raise PansharpenError("No output file given: choose where to write the result.")
     if not path.lower().endswith((".tif", ".tiff")):
         raise PansharpenError(f"The output {path} must be a GeoTIFF (.tif or .tiff).")
+    if os.path.isdir(path):
+        raise PansharpenError(f"The output {path} is a folder: give a file name, e.g. {os.path.join(path, 'sharpened.tif')}.")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise PansharpenError(f"The output folder {folder} does not exist: create it or choose another.")
@@ -38,6 +154,39 @@ def check_output(path: str, overwrite: bool) -> None:
         raise PansharpenError(
             f"The output {path} already exists: choose another name or ask to overwrite it."
         )
+
+
+def check_not_an_input(path: str, inputs) -> None:
+    """Refuse an output that is an input, or a file an input reads (a VRT's sources):
+    by path, symbolic link or hard link. ``inputs``: (role, path) pairs."""
+    if not path:
+        return
+    target = os.path.realpath(path)
+    for role, source in inputs:
+        if not source:
+            continue
+        for used in _files_read(source):
+            same = os.path.realpath(used) == target
+            if not same and os.path.exists(used) and os.path.exists(path):
+                with contextlib.suppress(OSError):
+                    same = os.path.samefile(used, path)
+            if same:
+                through = "" if used == source else f" (read through {source})"
+                raise PansharpenError(
+                    f"The output {path} is the {role} input{through}: writing it would destroy "
+                    "that input; choose another output file."
+                )
+
+
+def _files_read(source: str) -> list[str]:
+    """The file an input names and every file GDAL reads for it (a VRT's sources)."""
+    files = [source]
+    try:
+        ds = gdal.OpenEx(source, gdal.OF_RASTER)
+        files += list(ds.GetFileList() or []) if ds is not None else []
+    except RuntimeError:
+        pass
+    return files
 
 
 def _writable(folder: str) -> bool:
@@ -54,52 +203,151 @@ class GeoTiffWriter:
 
     def __init__(self, path: str, *, width: int, height: int, bands: int,
                  geotransform, crs_wkt: str, data_type: str, nodata: float | None,
-                 band_names: list[str], overwrite: bool = False):
+                 band_names: list[str], overwrite: bool = False, cog: bool = False):
         check_output(path, overwrite)
         self.path = path
+        self.cog = cog  # a Cloud Optimized GeoTIFF (overviews first) instead of a tiled GeoTIFF
         self.dtype = NUMPY_TYPES[data_type]
         self.nodata = nodata
+        self.overwrite = overwrite
+        self._mask = None  # the internal mask band, made at the first invalid pixel
+        self._any_valid = False
         folder, name = os.path.split(os.path.abspath(path))
-        tag = uuid.uuid4().hex[:8]
+        remove_stale_scratch(folder)
+        tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._scratch = os.path.join(folder, f".{name}.partial-{tag}.tif")
         self._packed = os.path.join(folder, f".{name}.packing-{tag}.tif")
+        self._ds = None
+        try:  # not yet inside a with block: a failure or a signal here must clean up too
+            self._create(width, height, bands, data_type, geotransform, crs_wkt, nodata, band_names)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _create(self, width, height, bands, data_type, geotransform, crs_wkt, nodata, band_names) -> None:
+        failed = None
         try:
             self._ds = gdal.GetDriverByName("GTiff").Create(
                 self._scratch, width, height, bands, gdal.GetDataTypeByName(data_type),
                 options=CREATION_OPTIONS,
             )
         except RuntimeError as exc:
-            raise PansharpenError(f"Cannot create the output in {folder} ({exc}): choose another folder.") from None
+            failed = PansharpenError(f"Cannot create the output in {os.path.dirname(self._scratch)} ({exc}): "
+                                     "choose another folder.")
+        if failed is not None:
+            raise failed
         self._ds.SetGeoTransform(tuple(geotransform))
         self._ds.SetProjection(crs_wkt)
         for b in range(bands):
             band = self._ds.GetRasterBand(b + 1)
-            band.SetDescription(band_names[b])
+            if not re.fullmatch(r"band \d+", band_names[b]):  # not the engine's stand-in for none
+                band.SetDescription(band_names[b])  # (QGIS would show "Band 1: band 1")
+            band.SetColorInterpretation(colour_interpretation(band_names[b]))
             if nodata is not None:
                 band.SetNoDataValue(nodata)
 
     def write(self, y0: int, x0: int, values: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Write float values (bands, h, w) at (y0, x0), cast to the output type."""
         data = to_dtype(values, self.dtype)
-        if valid is not None and self.nodata is not None:
-            data[:, ~valid] = self.dtype(self.nodata)
-        for b in range(data.shape[0]):
-            self._ds.GetRasterBand(b + 1).WriteArray(data[b], x0, y0)
+        if valid is not None and valid.all():
+            valid = None
+        self._any_valid = self._any_valid or valid is None or bool(valid.any())
+        if self.nodata is not None:
+            _off_nodata(data, self.nodata, valid)
+        failed = None
+        try:
+            if valid is not None:
+                if self.nodata is not None:
+                    data[:, ~valid] = self.dtype(self.nodata)
+                else:
+                    if np.issubdtype(self.dtype, np.floating):
+                        data[:, ~valid] = np.nan
+                    self._mask_band().WriteArray(np.where(valid, 255, 0).astype(np.uint8), x0, y0)
+            for b in range(data.shape[0]):
+                self._ds.GetRasterBand(b + 1).WriteArray(data[b], x0, y0)
+        except RuntimeError as exc:
+            failed = _write_failed(self.path, exc)
+        if failed is not None:  # raised here: GDAL's traceback would keep the dataset alive
+            raise failed
+
+    def _mask_band(self):
+        """The per-dataset mask, created all valid (255) on first use."""
+        if self._mask is None:
+            with _internal_masks():
+                self._ds.CreateMaskBand(gdal.GMF_PER_DATASET)
+            mask = self._ds.GetRasterBand(1).GetMaskBand()
+            width, height = self._ds.RasterXSize, self._ds.RasterYSize
+            for row in range(0, height, 256):
+                mask.WriteArray(np.full((min(256, height - row), width), 255, np.uint8), 0, row)
+            self._mask = mask
+        return self._mask
 
     def commit(self) -> str:
         """Compress the scratch file into place under the requested name."""
-        self._ds.FlushCache()
-        self._ds = None
         try:
-            gdal.Translate(self._packed, self._scratch, creationOptions=FINAL_OPTIONS)
-            os.replace(self._packed, self.path)
+            if not self._any_valid:
+                raise PansharpenError(
+                    "Every pixel of the overlap is nodata in the PAN or the MS: nothing to sharpen. "
+                    "Check the inputs' nodata values, or choose an extent with data."
+                )
+            failed = None
+            try:
+                self._ds.FlushCache()
+                self._ds = None
+                with _internal_masks():
+                    if self.cog:
+                        gdal.Translate(self._packed, self._scratch, format="COG", creationOptions=COG_OPTIONS)
+                    else:
+                        gdal.Translate(self._packed, self._scratch, creationOptions=FINAL_OPTIONS)
+                        add_overviews(self._packed)
+            except RuntimeError as exc:
+                failed = _write_failed(self.path, exc)
+            if failed is not None:
+                raise failed
+            self._publish()
         finally:
+            self._close_quietly()
             self._remove_scratch()
         return self.path
 
+    def _publish(self) -> None:
+        """Rename the finished file onto the output; without overwrite, only if no file
+        took that name since the run began (a hard link fails if it exists)."""
+        if self.overwrite:
+            os.replace(self._packed, self.path)
+            return
+        try:
+            os.link(self._packed, self.path)
+        except FileExistsError:
+            raise PansharpenError(
+                f"The output {self.path} appeared while this run was writing it (another run?): it "
+                "was left as it is; choose another name or ask to overwrite it."
+            ) from None
+        except OSError:  # no hard links on this file system: check, then rename
+            if os.path.lexists(self.path):
+                raise PansharpenError(
+                    f"The output {self.path} appeared while this run was writing it (another run?): "
+                    "it was left as it is; choose another name or ask to overwrite it."
+                ) from None
+            os.replace(self._packed, self.path)
+
     def abort(self) -> None:
-        self._ds = None
+        self._close_quietly()
         self._remove_scratch()
+
+    def _close_quietly(self) -> None:
+        """Drop the scratch dataset; a write GDAL could not finish (full disk) would
+        otherwise be reported again, as a traceback, when the dataset is destroyed."""
+        ds, self._ds = self._ds, None
+        if ds is None:
+            return
+        gdal.PushErrorHandler("CPLQuietErrorHandler")
+        gdal.DontUseExceptions()
+        try:
+            del ds
+        finally:
+            gdal.UseExceptions()
+            gdal.PopErrorHandler()
 
     def _remove_scratch(self) -> None:
         for path in (self._scratch, self._packed, self._scratch + ".aux.xml", self._packed + ".aux.xml"):
@@ -112,6 +360,24 @@ class GeoTiffWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
+
+
+def _off_nodata(data: np.ndarray, nodata: float, valid: np.ndarray | None) -> None:
+    """Move valid pixels that equal the nodata value to the nearest other value, so they
+    stay valid (a dark pixel clipped to a nodata of 0 becomes 1)."""
+    if not np.isfinite(nodata):
+        return
+    hit = data == data.dtype.type(nodata)
+    if valid is not None:
+        hit &= valid[None]
+    if not hit.any():
+        return
+    if np.issubdtype(data.dtype, np.integer):
+        info = np.iinfo(data.dtype)
+        moved = nodata + 1 if nodata < info.max else nodata - 1
+    else:
+        moved = np.nextafter(np.float32(nodata), np.float32(np.inf))
+    data[hit] = data.dtype.type(moved)
 
 
 def to_dtype(values: np.ndarray, dtype) -> np.ndarray:

@@ -12,7 +12,7 @@ from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
 from .core.i18n import install_translator, remove_translator, tr
-from .provider import ICON_PATH, DiffusionPansharpeningProvider
+from .provider import DOCK_ICON_PATH, ICON_PATH, DiffusionPansharpeningProvider
 
 MENU = "&Diffusion Pansharpening"
 TOOLBAR_NAME = "DiffusionPansharpeningToolbar"
@@ -24,6 +24,9 @@ class DiffusionPansharpeningPlugin:
     """Processing provider, Raster-menu and toolbar actions, dialog and dock."""
 
     def __init__(self, iface):
+        from .core.installer import activate
+
+        activate()  # PyTorch that the plugin's installer put in its own folder
         self.iface = iface
         self.translator = install_translator()
         self.provider = None
@@ -50,7 +53,7 @@ class DiffusionPansharpeningPlugin:
         self.run_action.setToolTip(tr("Sharpen a multispectral raster with a panchromatic band"))
         self.run_action.triggered.connect(self.show_dialog)
 
-        self.dock_action = QAction(icon, tr("Pansharpening Panel"), window)
+        self.dock_action = QAction(QIcon(DOCK_ICON_PATH), tr("Pansharpening Panel"), window)
         self.dock_action.setObjectName(DOCK_ACTION_NAME)
         self.dock_action.setCheckable(True)
         self.dock_action.toggled.connect(self.set_dock_visible)

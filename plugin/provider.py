@@ -8,6 +8,7 @@ from .core.i18n import tr
 
 PROVIDER_ID = "diffusion_pansharpening"
 ICON_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
+DOCK_ICON_PATH = os.path.join(os.path.dirname(ICON_PATH), "icon_dock.svg")  # the panel's toggle
 
 
 class DiffusionPansharpeningProvider(QgsProcessingProvider):

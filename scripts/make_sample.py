@@ -1,7 +1,9 @@
 """Regenerate the bundled sample in resources/sample/ from the CC0 Landsat-8 scene.
 
 Crops PAN (B8, 15 m) and MS (B2-B5, 30 m) over the same ground, keeping Landsat's
-native grids: the MS grid starts half a PAN pixel east/south of the PAN grid.
+native grids: the MS grid starts half a PAN pixel east/south of the PAN grid, so the
+MS is cut on whole MS pixels (x0, y0) and the PAN at (2 x0, 2 y0), and PAN pixel
+(2i+1, 2j+1) stays centred on MS pixel (i, j).
 Run: .venv/bin/python scripts/make_sample.py
 """
 from pathlib import Path
@@ -12,7 +14,9 @@ gdal.UseExceptions()
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = ROOT.parent / "shared" / "data" / "landsat8"
 OUT = ROOT / "resources" / "sample"
-MS_WINDOW = (250, 100, 300, 300)  # xoff, yoff, xsize, ysize in MS pixels
+# xoff, yoff, xsize, ysize in MS pixels: the cloud-free town, roads and fields in the
+# scene's lower right (PAN columns 600-1253, rows 900-1205), below the cumulus field
+MS_WINDOW = (300, 450, 327, 153)
 BANDS = {"B2": "blue", "B3": "green", "B4": "red", "B5": "nir"}
 CREATION = ["COMPRESS=DEFLATE", "PREDICTOR=2", "TILED=YES"]
 

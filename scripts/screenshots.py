@@ -6,7 +6,8 @@ Run under Xvfb (real X rendering, fonts and styles as on a desktop):
 
 It loads the bundled sample into a fresh project, opens the plugin's dialog on it,
 runs the algorithm the way the dialog does (a QgsProcessingAlgRunnerTask), and
-renders the MS next to the result over the same small window so the sharpening shows.
+renders the MS next to the result over the same small window so the sharpening shows,
+and writes the README's first picture (MS, PAN and result at 1:1, scripts/side_by_side.py).
 Nothing is written outside ``--out`` except QGIS's temporary folder.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".build" / "plugins"))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from qgis.core import (  # noqa: E402
     QgsApplication,
@@ -112,18 +114,22 @@ def main(argv=None) -> int:
     from diffusion_pansharpening.plugin.core.style import apply_true_colour
 
     apply_true_colour(ms)
-    # the sample's top fifth: roads and fields at the edge of the cumulus field
+    # the sample's town: streets, parcels and a mall (PAN pixel 380, 216 of 654 x 306)
     full = job.layer.extent()
-    cx, cy = full.xMinimum() + 0.5 * full.width(), full.yMaximum() - 0.2 * full.height()
+    cx, cy = full.xMinimum() + 0.58 * full.width(), full.yMaximum() - 0.70 * full.height()
     half = WINDOW_PIXELS * pan.rasterUnitsPerPixelX() / 2
     window = QgsRectangle(cx - half, cy - half, cx + half, cy + half)
     image = side_by_side(render(ms, window, TILE), render(job.layer, window, TILE),
                          ("MS, 30 m", f"{job.layer.name()}, 15 m"))
     image.save(str(out / "map_result.png"))
+    from side_by_side import side_by_side as first_picture  # the README's, at 1:1
+
+    method = job.layer.name()[len(ms.name()):].strip() or "sharpened"
+    first_picture(job.layer.source(), out / "side_by_side.png", method)
 
     dialog.close()
     plugin.unload()
-    print(f"wrote {out / 'dialog.png'} and {out / 'map_result.png'}")
+    print(f"wrote {out / 'dialog.png'}, {out / 'map_result.png'} and {out / 'side_by_side.png'}")
     app.exitQgis()
     return 0
 

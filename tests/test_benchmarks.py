@@ -45,14 +45,15 @@ def quick_run(tmp_path_factory, sample_paths):
     return json.loads(out.with_suffix(".json").read_text()), out.read_text(), keep
 
 
-def test_a_row_per_classical_method_and_installed_peer_with_positive_throughput(quick_run):
+def test_a_row_per_classical_method_and_installed_peer_with_positive_throughput(quick_run, sample_paths):
     results, markdown, _ = quick_run
+    pan = gdal.Open(sample_paths[0])
     rows = {(r["tool"], r["name"]): r for r in results["throughput"]}
     installed = [p.name for p in PEERS if not p.missing()]
     assert "gdal_pansharpen.py" in installed  # gdal-bin is part of the install
     for key in [("ours", m) for m in CLASSICAL] + [("peer", p) for p in installed]:
         assert rows[key]["mp_per_s"]["median"] > 0, rows[key]
-        assert rows[key]["pixels"] == 600 * 600
+        assert rows[key]["pixels"] == pan.RasterXSize * pan.RasterYSize
     assert "CPU only" in markdown or "CUDA GPU" in markdown
     assert "| ours | `brovey` (classical) |" in markdown
 
@@ -65,12 +66,13 @@ def test_gdal_peer_output_is_the_same_weighted_brovey_as_ours(quick_run, sample_
     _, _, keep = quick_run
     pan_path, ms_path = sample_paths
     pan = read(pan_path)
+    h, w = pan.shape
     by_gdal, ours = read(keep / "sample_gdal_pansharpen.py.tif"), read(keep / "sample_brovey.tif")
-    assert by_gdal.shape == ours.shape == (4, 600, 600)
+    assert by_gdal.shape == ours.shape == (4, h, w)
     ms_ds = gdal.Open(str(ms_path))
 
     # 1. GDAL's file is our formula on GDAL's own LMS, every pixel.
-    gdal_lms = ms_ds.ReadAsArray(buf_xsize=600, buf_ysize=600, buf_type=gdal.GDT_UInt16,
+    gdal_lms = ms_ds.ReadAsArray(buf_xsize=w, buf_ysize=h, buf_type=gdal.GDT_UInt16,
                                  resample_alg=gdal.GRIORA_Cubic).astype(np.float64)
     assert np.abs(np.round(brovey(pan, gdal_lms)) - by_gdal).max() <= 1
 
@@ -80,8 +82,8 @@ def test_gdal_peer_output_is_the_same_weighted_brovey_as_ours(quick_run, sample_
 
     # 3. Band by band: our file is Brovey on the georeferenced LMS within a few DN ...
     gt = gdal.Open(str(pan_path)).GetGeoTransform()
-    warped = gdal.Warp("/vsimem/bench_lms.tif", ms_ds, width=600, height=600, resampleAlg="cubic",
-                       outputBounds=(gt[0], gt[3] + 600 * gt[5], gt[0] + 600 * gt[1], gt[3]))
+    warped = gdal.Warp("/vsimem/bench_lms.tif", ms_ds, width=w, height=h, resampleAlg="cubic",
+                       outputBounds=(gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3]))
     placed = np.round(brovey(pan, warped.ReadAsArray().astype(np.float64)))
     gdal.Unlink("/vsimem/bench_lms.tif")
     inner = (slice(None), slice(8, -8), slice(8, -8))  # away from the warp's edge handling

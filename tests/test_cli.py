@@ -32,7 +32,7 @@ def test_sharpen_writes_and_reports(sample_paths, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out)
     assert "100.0%" in result.stderr  # the progress bar ran to the end
-    assert read_raster(out).shape == (4, 600, 600)
+    assert read_raster(out).shape == (4, 306, 654)  # the sample's PAN grid
 
 
 def test_sharpen_error_is_one_clear_line_and_exit_2(sample_paths, tmp_path):

@@ -1,11 +1,12 @@
 """Choosing a shipped model for a pair, and listing the shipped models."""
+import re
 import numpy as np
 import pytest
 import torch
 from osgeo import gdal
 
 from diffusion_pansharpening.engine.errors import PansharpenError
-from diffusion_pansharpening.engine.families import (ENV_WEIGHTS, choose_model, format_models,
+from diffusion_pansharpening.engine.families import (DEFAULT_WEIGHTS_DIR, ENV_WEIGHTS, choose_model, format_models,
                                                      shipped_models)
 from diffusion_pansharpening.engine.methods import default_method, list_methods, prepare
 from diffusion_pansharpening.engine.pipeline import SharpenRequest, inspect_pair, sharpen
@@ -68,7 +69,7 @@ def test_sample_picks_the_shipped_landsat8_fose_and_runs_it(sample_paths, weight
 
     messages = []
     out = tmp_path / "auto.tif"
-    result = sharpen(SharpenRequest(*sample_paths, str(out), device="cpu"), log=messages.append)
+    result = sharpen(SharpenRequest(*sample_paths, str(out), device="cpu", check=False), log=messages.append)
     assert result.method == "fose"
     assert choice.reason in messages
     fused = read_raster(out).astype(np.float64)
@@ -81,6 +82,41 @@ def test_sample_picks_the_shipped_landsat8_fose_and_runs_it(sample_paths, weight
     assert rows["landsat8"].split()[1:4] == ["fose", "4", "2"]
     assert "Q2n 0.9000" in rows["landsat8"]
     assert rows["vhr4"].split()[1:4] == ["ksdiff", "4", "4"]
+
+
+def test_auto_checks_the_deep_model_and_takes_the_classical_method_that_beats_it(
+        sample_paths, weights_dir, tmp_path):
+    """A random tiny fose stands for a model trained for another sensor: the check on a
+    sample of the scene sees it lose and auto runs the best classical method instead,
+    saying so with the numbers; asked for by name, fose still runs, with a warning."""
+    save_tiny(weights_dir / "landsat8-fose.safetensors", "fose", 4, 2)
+    messages = []
+    result = sharpen(SharpenRequest(*sample_paths, str(tmp_path / "auto.tif"), device="cpu"),
+                     log=messages.append)
+    assert result.method in ("gsa", "mtf-glp-hpm")
+    checked = next(m for m in messages if m.startswith("Checked "))
+    scores = dict(re.findall(r"([\w-]+): Q2n ([0-9.]+)", checked))
+    assert set(scores) == {"fose", "gsa", "mtf-glp-hpm"}
+    assert float(scores[result.method]) == max(map(float, scores.values())) > float(scores["fose"])
+    assert checked.endswith(f"using {result.method}.") and result.reason.endswith(checked)
+
+    messages.clear()
+    result = sharpen(SharpenRequest(*sample_paths, str(tmp_path / "fose.tif"), method="fose", device="cpu"),
+                     log=messages.append)
+    assert result.method == "fose"
+    assert any(m.startswith("Warning: ") and "running fose as asked" in m for m in messages)
+
+
+def test_a_shipped_model_that_wins_the_check_runs(sample_paths):
+    """The shipped landsat8 fose beats the classical methods on a sample of its own
+    family's scene (the bundled sample, not part of its training region's statistics)."""
+    from diffusion_pansharpening.engine import guard
+    from diffusion_pansharpening.engine.raster_io import RasterPair
+
+    pair = RasterPair(*sample_paths)
+    verdict = guard.check(pair, "fose", str(DEFAULT_WEIGHTS_DIR / "landsat8-fose.safetensors"), device="cpu")
+    assert verdict.method == "fose" and not verdict.loses("fose")
+    assert verdict.size[0] % 4 == 0 and verdict.size[1] % 4 == 0
 
 
 def test_explicit_method_uses_the_family_file_or_says_none_fits(sample_paths, weights_dir,

@@ -175,7 +175,7 @@ def test_reduced_precision_keeps_the_shipped_models_quality(sample_paths):
     from diffusion_pansharpening.engine.mtf import wald_degrade
 
     pair = load_pair(*sample_paths)
-    pan, ms = pair.pan[:592, :592].astype(np.float64), pair.ms[:, :296, :296].astype(np.float64)
+    pan, ms = pair.pan[:304, :640].astype(np.float64), pair.ms[:, :152, :320].astype(np.float64)
     pan_lr, ms_lr = wald_degrade(pan, ms, 2)
     run = Pair(np.float32(pan_lr), np.float32(ms_lr), 2, 1.0, None)
     fused = {half: sharpen_arrays(run, "fose", weights=shipped("fose"), device="cpu", half=half)

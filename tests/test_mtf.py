@@ -146,7 +146,12 @@ def test_sensor_gains_lookup():
 
 def test_sensor_with_other_band_count_is_an_error():
     with pytest.raises(PansharpenError, match="8 MS bands"):
-        sensor_gains("WV2", 4)
+        sensor_gains("WV2", 5)
+
+
+def test_four_band_worldview_product_gets_blue_green_red_nir1_gains():
+    ms, _ = sensor_gains("WV3", 4)
+    np.testing.assert_allclose(ms, [0.355, 0.360, 0.365, 0.335])
 
 
 # ------------------------------------------------------------------ Wald

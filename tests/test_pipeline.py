@@ -87,13 +87,18 @@ def test_progress_reaches_one(sample_paths, tmp_path):
     pan, ms = sample_paths
     seen = []
     sharpen(SharpenRequest(pan, ms, str(tmp_path / "p.tif"), method="gihs", tile=256), progress=seen.append)
-    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and len(seen) == 9
+    # the 654 x 306 sample in tiles of 256 (overlap 32): 3 x 2 tiles, one report each
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and len(seen) == 6
 
 
 def test_different_crs_is_warped_and_said(sample_paths, tmp_path):
     pan, ms = sample_paths
     ms_geo = str(tmp_path / "ms_4326.tif")
-    gdal.Warp(ms_geo, ms, dstSRS="EPSG:4326", resampleAlg="cubic")
+    # as many pixels as the MS: about 30 m each way (GDAL's default square degrees are
+    # 29 x 34 m at this latitude, which reads as a ratio of 2.1)
+    size = gdal.Open(ms)
+    gdal.Warp(ms_geo, ms, dstSRS="EPSG:4326", resampleAlg="cubic", width=size.RasterXSize,
+              height=size.RasterYSize)
     info = inspect_pair(pan, ms_geo)
     assert not info.same_crs and info.ratio == 2
     assert any("reprojected" in w for w in info.warnings)
@@ -110,10 +115,12 @@ def test_different_crs_is_warped_and_said(sample_paths, tmp_path):
 def test_corner_aligned_ms_is_resampled_to_the_native_phase(sample_paths, tmp_path):
     pan, ms = sample_paths
     shifted = str(tmp_path / "corner.tif")
-    gt = list(gdal.Open(ms).GetGeoTransform())
+    ms_ds = gdal.Open(ms)
+    gt = list(ms_ds.GetGeoTransform())
     gt[0] -= 7.5  # corner-aligned with the PAN, as VHR products are
     gt[3] += 7.5
-    gdal.Translate(shifted, ms, outputBounds=[gt[0], gt[3], gt[0] + 300 * 30, gt[3] - 300 * 30])
+    w, h = ms_ds.RasterXSize, ms_ds.RasterYSize
+    gdal.Translate(shifted, ms, outputBounds=[gt[0], gt[3], gt[0] + w * 30, gt[3] - h * 30])
     info = inspect_pair(pan, shifted)
     assert info.resampled and any("not aligned" in w for w in info.warnings)
     assert _sharpen(pan, shifted, tmp_path / "o.tif", method="gsa").info.ratio == 2
@@ -132,15 +139,15 @@ def test_nodata_of_either_input_gives_nodata(sample_paths, tmp_path):
     ds = None
     ds = gdal.Open(pan_nd, gdal.GA_Update)
     ds.GetRasterBand(1).SetNoDataValue(0)
-    ds.GetRasterBand(1).WriteArray(np.zeros((10, 10), np.uint16), 300, 300)
+    ds.GetRasterBand(1).WriteArray(np.zeros((10, 10), np.uint16), 300, 200)  # PAN cols 300-309, rows 200-209
     ds = None
     out = gdal.Open(_sharpen(pan_nd, ms_nd, tmp_path / "o.tif", method="gsa").output)
     assert out.GetRasterBand(1).GetNoDataValue() == 0
     data = read_raster(out.GetDescription())
     # MS pixel (i, j) covers PAN rows 2i+1-1 .. 2i+1 (native Landsat phase, shift 0)
     assert (data[:, :40, :60] == 0).all()
-    assert (data[:, 300:310, 300:310] == 0).all()
-    assert (data[:, 41:300, 61:300] > 0).all()
+    assert (data[:, 200:210, 300:310] == 0).all()
+    assert (data[:, 41:200, 61:300] > 0).all()
 
 
 def test_ratio_three_is_accepted(sample_paths, tmp_path):
@@ -148,8 +155,10 @@ def test_ratio_three_is_accepted(sample_paths, tmp_path):
     ms3 = str(tmp_path / "ms3.tif")
     ds = gdal.Open(pan)
     gt = ds.GetGeoTransform()
+    # the PAN's extent, rounded down to whole 45 m pixels
+    w, h = ds.RasterXSize // 3 * 3, ds.RasterYSize // 3 * 3
     stack = gdal.BuildVRT("", [str(SHARED_DATA / "landsat8" / f"l8_B{b}.tif") for b in (2, 3, 4)], separate=True)
-    gdal.Warp(ms3, stack, outputBounds=[gt[0], gt[3] - 600 * 15, gt[0] + 600 * 15, gt[3]],
+    gdal.Warp(ms3, stack, outputBounds=[gt[0], gt[3] - h * 15, gt[0] + w * 15, gt[3]],
               xRes=45, yRes=45, resampleAlg="average")
     result = _sharpen(pan, ms3, tmp_path / "o.tif", method="brovey")
     assert result.info.ratio == 3 and result.info.bands == 3
@@ -170,8 +179,9 @@ def _refused(tmp_path, match, **request):
 def test_no_overlap(sample_paths, tmp_path):
     pan, ms = sample_paths
     far = str(tmp_path / "far.tif")
-    gt = gdal.Open(ms).GetGeoTransform()
-    gdal.Translate(far, ms, outputBounds=[gt[0] + 1e5, gt[3], gt[0] + 1e5 + 9000, gt[3] - 9000])
+    ms_ds = gdal.Open(ms)
+    gt, w, h = ms_ds.GetGeoTransform(), ms_ds.RasterXSize, ms_ds.RasterYSize
+    gdal.Translate(far, ms, outputBounds=[gt[0] + 1e5, gt[3], gt[0] + 1e5 + w * 30, gt[3] - h * 30])
     _refused(tmp_path, "do not overlap", pan=pan, ms=far)
 
 

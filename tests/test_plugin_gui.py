@@ -15,7 +15,7 @@ from qgis.core import (
     QgsRasterLayer,
     QgsRectangle,
 )
-from qgis.PyQt.QtCore import QCoreApplication, QEvent
+from qgis.PyQt.QtCore import QCoreApplication, QEvent, Qt
 from qgis.PyQt.QtWidgets import QAction, QDialog, QDockWidget, QToolBar
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,8 +252,9 @@ def test_preview_sharpens_the_canvas_extent_into_a_temporary_layer(controls, lay
     canvas = qgis_iface.mapCanvas()
     canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32616"))
     full = pan.extent()
-    canvas.setExtent(QgsRectangle(full.xMinimum() + 1500, full.yMinimum() + 2000,
-                                  full.xMinimum() + 4500, full.yMinimum() + 5000))
+    # 3 x 3 km inside the 9.8 x 4.6 km sample, room left for the canvas's aspect ratio
+    canvas.setExtent(QgsRectangle(full.xMinimum() + 1500, full.yMinimum() + 800,
+                                  full.xMinimum() + 4500, full.yMinimum() + 3800))
     shown = canvas.extent()
     before = set(qgis_new_project.mapLayers())
     choose(controls.method_combo, "brovey")
@@ -280,6 +281,178 @@ def test_preview_sharpens_the_canvas_extent_into_a_temporary_layer(controls, lay
     wait_for(second)
     previews = [l for l in qgis_new_project.mapLayers().values() if l.name().endswith("(preview)")]
     assert [l.id() for l in previews] == [second.layer.id()]
+
+
+def test_preview_goes_on_top_of_an_earlier_full_result_and_says_it_is_a_preview(controls, layers, qgis_iface,
+                                                                                 qgis_new_project):
+    """Defect 4 of issue 14: a preview used to be inserted above the inputs, under an
+    earlier full result that hides it."""
+    pan, ms, decoy = layers
+    choose(controls.method_combo, "brovey")
+    controls.output_widget.setFilePath("")
+    full = controls.run()
+    wait_for(full)
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(pan.crs())
+    canvas.setExtent(pan.extent())
+    preview = controls.preview()
+    wait_for(preview)
+    order = [node.layerId() for node in qgis_new_project.layerTreeRoot().findLayers()]
+    assert order[:2] == [preview.layer.id(), full.layer.id()]
+    added = qgis_iface.messageBar().get_messages(Qgis.Success)[-1]
+    assert "Preview of the map canvas extent" in added and preview.layer.name() in added
+
+
+# -- what the dialog tells an analyst (issue 14, item 6) -----------------------------------------
+def test_the_method_label_says_why_with_family_weights_and_held_out_quality(controls):
+    from diffusion_pansharpening.engine.families import choose_model, quality_line, read_metadata
+    from diffusion_pansharpening.engine.methods import torch_available
+
+    choice = choose_model(controls.pair)
+    choose(controls.method_combo, "auto")
+    text = controls.method_label.text()
+    assert f"For these inputs: {choice.method}" in text and choice.family in text
+    if not torch_available():
+        assert "PyTorch is not installed" in text
+        return
+    quality = quality_line(read_metadata(choice.weights)["quality"])
+    assert quality and f"Quality of {Path(choice.weights).name}: {quality}" in text
+    choose(controls.method_combo, "ksdiff")  # a deep method chosen by hand says the same
+    assert "Quality of landsat8-ksdiff.safetensors: held-out" in controls.method_label.text()
+    choose(controls.method_combo, "brovey")  # a classical one: what it does
+    assert controls.method_label.text() == controls.methods["brovey"].summary
+
+
+def test_the_sensor_choice_reaches_the_pair_and_the_run_and_the_range_is_in_plain_words(controls):
+    assert controls.sensor() == ""  # from the metadata until chosen
+    assert "scale" not in controls.pair_label.text()
+    assert "values 0\u2013" in controls.pair_label.text()
+    choose(controls.sensor_combo, "IKONOS")
+    assert controls.pair.sensor == "IKONOS" and controls.pair.scale == 2047
+    assert "values 0\u20132047 (11-bit), sensor IKONOS" in controls.pair_label.text()
+    assert controls.parameters()["SENSOR"] == "IKONOS"
+
+
+def test_the_legend_of_an_undescribed_8_bit_result_names_each_band_once(controls, qgis_new_project, tmp_path):
+    """Item 6 of issue 14: an MS without band descriptions (an 8-bit product) gave a
+    legend of "Band 1: band 1 (Red)" for its blue band."""
+    from qgis.core import QgsLayerTreeLayer
+
+    def eight_bit(source, name, clear):
+        path = str(tmp_path / name)
+        gdal.Translate(path, str(source), outputType=gdal.GDT_Byte, scaleParams=[[0, 20000, 0, 255]])
+        if clear:
+            ds = gdal.Open(path, gdal.GA_Update)
+            for b in range(ds.RasterCount):
+                ds.GetRasterBand(b + 1).SetDescription("")
+            ds = None
+        layer = QgsRasterLayer(path, name[:-4])
+        qgis_new_project.addMapLayer(layer)
+        return layer
+
+    controls.pan_combo.setLayer(eight_bit(SAMPLE_PAN, "pan8.tif", False))
+    controls.ms_combo.setLayer(eight_bit(SAMPLE_MS, "ms8.tif", True))
+    choose(controls.method_combo, "brovey")
+    controls.output_widget.setFilePath(str(tmp_path / "sharp8.tif"))
+    job = controls.run()
+    wait_for(job)
+    node = QgsLayerTreeLayer(job.layer)
+    labels = [item.data(Qt.DisplayRole) for item in job.layer.legend().createLayerTreeModelLegendNodes(node)]
+    # red, green, blue of a B, G, R, NIR product; a TIFF's first band reads Gray at least
+    assert labels in (["Band 3", "Band 2", "Band 1"], ["Band 3", "Band 2", "Band 1 (Gray)"]), labels
+
+
+@pytest.mark.parametrize("scale, words", [
+    (255, "values 0\u2013255 (8-bit)"), (1023, "values 0\u20131023 (10-bit)"),
+    (10000, "values 0\u201310000"), (1.0, "values 0\u20131"),
+])
+def test_the_value_range_in_plain_words(scale, words):
+    from diffusion_pansharpening.plugin.ui.controls import value_range
+
+    assert value_range(scale) == words
+
+
+def test_the_two_toolbar_buttons_have_different_icons(plugin):
+    def pixels(action):
+        return action.icon().pixmap(32, 32).toImage()
+
+    assert not plugin.run_action.icon().isNull() and not plugin.dock_action.icon().isNull()
+    assert pixels(plugin.run_action) != pixels(plugin.dock_action)
+
+
+# -- the output file --------------------------------------------------------------------------
+def answer_next_question(button):
+    """Click ``button`` on the next modal question box, once it is shown."""
+    from qgis.PyQt.QtCore import QTimer
+    from qgis.PyQt.QtWidgets import QApplication, QMessageBox
+
+    asked = []
+
+    def click():
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            asked.append(box.text())
+            box.button(button).click()
+        else:
+            QTimer.singleShot(20, click)
+
+    QTimer.singleShot(20, click)
+    return asked
+
+
+def test_each_run_gets_a_new_output_name_and_the_first_result_stays(controls, layers, qgis_new_project,
+                                                                    tmp_path):
+    """Defect 2 of issue 14: the remembered output path was reused for the next run,
+    replacing the data under the first result's layer."""
+    choose(controls.method_combo, "brovey")
+    first_path = tmp_path / "sharp.tif"
+    controls.output_widget.setFilePath(str(first_path))
+    first = controls.run()
+    wait_for(first)
+    proposed = controls.output_widget.filePath()
+    assert proposed == str(tmp_path / "ms_brovey.tif") and not Path(proposed).exists()
+    choose(controls.method_combo, "gsa")  # the proposal follows the method
+    assert controls.output_widget.filePath() == str(tmp_path / "ms_gsa.tif")
+    choose(controls.method_combo, "brovey")
+    before = first_path.read_bytes()
+    second = controls.run()
+    wait_for(second)
+    assert second.layer.source() == proposed and first.layer.source() == str(first_path)
+    assert first_path.read_bytes() == before
+    assert controls.output_widget.filePath() == str(tmp_path / "ms_brovey_2.tif")
+
+
+def test_a_file_that_a_loaded_layer_reads_is_never_replaced(controls, layers, qgis_new_project, qgis_iface,
+                                                           tmp_path):
+    choose(controls.method_combo, "brovey")
+    out = tmp_path / "sharp.tif"
+    controls.output_widget.setFilePath(str(out))
+    wait_for(controls.run())
+    before, layers_before = out.read_bytes(), set(qgis_new_project.mapLayers())
+    controls.output_widget.setFilePath(str(out))  # the user types the loaded result's name
+    assert controls.run() is None
+    warning = qgis_iface.messageBar().get_messages(Qgis.Warning)[-1]
+    assert "is the layer 'ms brovey'" in warning
+    assert out.read_bytes() == before and set(qgis_new_project.mapLayers()) == layers_before
+
+
+def test_replacing_an_existing_file_is_asked_first(controls, layers, qgis_new_project, tmp_path):
+    from qgis.PyQt.QtWidgets import QMessageBox
+
+    choose(controls.method_combo, "brovey")
+    out = tmp_path / "old.tif"
+    out.write_bytes(b"an older result, not loaded")
+    controls.output_widget.setFilePath(str(out))
+    asked = answer_next_question(QMessageBox.No)
+    assert controls.run() is None
+    assert asked == [f"{out} already exists. Replace it?"]
+    assert out.read_bytes() == b"an older result, not loaded"
+
+    asked = answer_next_question(QMessageBox.Yes)
+    job = controls.run()
+    assert asked and job is not None
+    wait_for(job)
+    assert job.layer.source() == str(out) and gdal.Open(str(out)).RasterCount == 4
 
 
 def test_preview_window_is_at_most_max_pixels_a_side_around_the_centre(layers):

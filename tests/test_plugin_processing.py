@@ -94,8 +94,8 @@ def test_method_enum_is_auto_then_engine_methods_and_help_explains_them(provider
     assert alg.parameterDefinition("METHOD").options() == ["auto"] + names
     assert alg.parameterDefinition("METHOD").defaultValue() == "auto"
     help_text = alg.shortHelpString()
-    for info in list_methods():
-        assert f"<b>{info.name}</b>" in help_text
+    for number, info in enumerate(list_methods(), start=1):
+        assert f"{number}: {info.name} ({info.kind})" in help_text  # the number qgis_process takes
         if not info.available:  # the reason (e.g. how to install torch) is in the help
             assert info.why_unavailable.split(":")[0] in help_text
 
@@ -111,7 +111,7 @@ def test_run_writes_a_geotiff_on_the_pan_grid(provider, sample, tmp_path):
     ds = assert_on_pan_grid(str(out), pan)
     # the whole overlap: the MS sits half a PAN pixel inside the PAN, so at most one
     # PAN row and column are lost
-    assert 599 <= ds.RasterXSize <= 600 and 599 <= ds.RasterYSize <= 600
+    assert 653 <= ds.RasterXSize <= 654 and 305 <= ds.RasterYSize <= 306  # PAN 654 x 306
     assert [ds.GetRasterBand(b).GetDescription() for b in range(1, 5)] == ["blue", "green", "red", "nir"]
 
 
@@ -125,6 +125,58 @@ def test_toolbox_run_loads_the_result_named_after_ms_and_method_in_true_colour(p
         "PAN": pan, "MS": ms, "METHOD": "brovey", "OUTPUT": str(tmp_path / "loaded.tif")})
     loaded = list(qgis_new_project.mapLayers().values())
     assert [layer.name() for layer in loaded] == ["ms brovey"]
+    renderer = loaded[0].renderer()
+    assert isinstance(renderer, QgsMultiBandColorRenderer)
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
+
+
+def run_as_the_toolbox_does(algorithm_id, parameters, timeout=120.0):
+    """Run an algorithm as QGIS 3.22's Processing Toolbox does (AlgorithmDialog.runAlgorithm):
+    a QgsProcessingAlgRunnerTask in the task manager (a worker thread), then
+    handleAlgorithmResults on the task's context. Returns (ok, results, context)."""
+    import time
+
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from processing.tools import dataobjects
+    from qgis.core import QgsProcessingAlgRunnerTask
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
+    feedback = QgsProcessingFeedback()
+    context = dataobjects.createContext(feedback)
+    done = {}
+
+    def on_complete(ok, results):
+        done.update(ok=ok, results=results)
+        handleAlgorithmResults(algorithm, context, feedback, False, results)
+
+    task = QgsProcessingAlgRunnerTask(algorithm, parameters, context, feedback)
+    assert not task.isCanceled(), "prepareAlgorithm refused the parameters"
+    task.executed.connect(on_complete)
+    QgsApplication.taskManager().addTask(task)
+    deadline = time.monotonic() + timeout
+    while "ok" not in done and time.monotonic() < deadline:
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+    assert "ok" in done, "the background run did not finish in time"
+    return done["ok"], done["results"], context
+
+
+def test_toolbox_background_run_loads_the_result_on_the_map(provider, sample, tmp_path, qgis_new_project):
+    """Defect 1 of issue 14: the toolbox's background task must keep the output in the
+    context's layers to load, so QGIS adds it to the map, named and in true colour."""
+    from qgis.core import QgsMultiBandColorRenderer, QgsProcessingOutputLayerDefinition, QgsProject
+
+    pan, ms = sample
+    out = str(tmp_path / "toolbox.tif")
+    # "Open output file after running algorithm" ticked: the dialog's OUTPUT value
+    output = QgsProcessingOutputLayerDefinition(out, QgsProject.instance())
+    ok, results, context = run_as_the_toolbox_does(f"{PROVIDER}:pansharpen", {
+        "PAN": pan, "MS": ms, "METHOD": "brovey", "OUTPUT": output})
+    assert ok and results["OUTPUT"] == out
+    assert list(context.layersToLoadOnCompletion()) == [out]
+    loaded = list(qgis_new_project.mapLayers().values())
+    assert [(layer.name(), layer.source()) for layer in loaded] == [("ms brovey", out)]
     renderer = loaded[0].renderer()
     assert isinstance(renderer, QgsMultiBandColorRenderer)
     assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
@@ -156,6 +208,70 @@ def test_extent_limits_the_output_to_that_window(provider, sample, tmp_path):
     assert (ds.RasterXSize, ds.RasterYSize) == (80, 50)
     assert ds.GetGeoTransform()[0] == pytest.approx(xmin)
     assert ds.GetGeoTransform()[3] == pytest.approx(ymax)
+
+
+class Recorder(QgsProcessingFeedback):
+    """Keeps what the algorithm logs and reports."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def pushInfo(self, info):  # noqa: N802
+        self.lines.append(info)
+        super().pushInfo(info)
+
+    def reportError(self, error, fatalError=False):  # noqa: N802, N803
+        self.lines.append(error)
+        super().reportError(error, fatalError)
+
+
+def test_an_extent_run_speaks_of_the_extent_not_of_the_ms_covering_a_fraction(provider, sample, tmp_path):
+    """Defect 4 of issue 14: a preview's log said "The MS covers 1% of the PAN"."""
+    import processing
+
+    pan, ms = sample
+    pan_gt, _ = pan_grid(pan)
+    xmin, ymax = pan_gt[0] + 15 * 100, pan_gt[3] - 15 * 200
+    feedback = Recorder()
+    processing.run(f"{PROVIDER}:pansharpen", {
+        "PAN": pan, "MS": ms, "METHOD": "brovey", "OUTPUT": str(tmp_path / "window.tif"),
+        "EXTENT": f"{xmin},{xmin + 15 * 80},{ymax - 15 * 50},{ymax} [EPSG:32616]"}, feedback=feedback)
+    assert not any("covers" in line for line in feedback.lines), feedback.lines
+    assert any(line.startswith("Only the extent asked for: 80 x 50 of the ") for line in feedback.lines)
+
+
+def test_the_file_of_a_loaded_layer_is_never_the_output(provider, sample, tmp_path, qgis_new_project):
+    """Defect 2 of issue 14, in Processing: replacing a loaded layer's file makes it show
+    other data or stop drawing."""
+    import processing
+    from qgis.core import QgsRasterLayer
+
+    pan, ms = sample
+    out = tmp_path / "loaded.tif"
+    processing.run(f"{PROVIDER}:pansharpen", {"PAN": pan, "MS": ms, "METHOD": "brovey", "OUTPUT": str(out)})
+    qgis_new_project.addMapLayer(QgsRasterLayer(str(out), "earlier result"))
+    before = out.read_bytes()
+    feedback = Recorder()
+    with pytest.raises(QgsProcessingException):
+        processing.run(f"{PROVIDER}:pansharpen", {"PAN": pan, "MS": ms, "METHOD": "gsa", "OUTPUT": str(out)},
+                       feedback=feedback)
+    assert any("is the layer 'earlier result' in the project" in line for line in feedback.lines), feedback.lines
+    assert out.read_bytes() == before
+
+
+def test_cog_asks_the_engine_for_a_cloud_optimized_geotiff(provider, sample, tmp_path):
+    import processing
+
+    pan, ms = sample
+    out = {}
+    for cog in (False, True):
+        out[cog] = str(tmp_path / f"cog-{cog}.tif")
+        processing.run(f"{PROVIDER}:pansharpen", {"PAN": pan, "MS": ms, "METHOD": "brovey", "COG": cog,
+                                                  "OUTPUT": out[cog]})
+    layouts = {cog: gdal.Open(path).GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") for cog, path in out.items()}
+    assert layouts == {False: None, True: "COG"}
+    assert gdal.Open(out[False]).GetRasterBand(1).GetOverviewCount() >= 1  # internal overviews either way
 
 
 def test_no_overlap_is_a_processing_exception_with_the_engines_message(provider, sample, tmp_path):
@@ -289,6 +405,33 @@ def test_qgis_process_runs_pansharpen_on_the_sample(qgis_process_env, sample, tm
     results = json.loads(done.stdout)["results"]
     assert results["OUTPUT"] == str(out) and results["METHOD_USED"] == "brovey"
     assert_on_pan_grid(str(out), pan)
+
+
+def test_qgis_process_takes_the_method_by_the_number_its_help_lists(qgis_process_env, sample, tmp_path):
+    """Defect 3 of issue 14: `qgis_process help` lists METHOD by number; METHOD=3 runs gsa,
+    a number out of range is refused with the list; the help is plain text, no HTML tags."""
+    pan, ms = sample
+    helped = subprocess.run([QGIS_PROCESS, "help", f"{PROVIDER}:pansharpen"], env=qgis_process_env,
+                            capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0, helped.stderr
+    assert "- 3: gsa" in helped.stdout and "3: gsa (classical)" in helped.stdout
+    assert not re.search(r"</?(h3|ul|li|b|i|br)>", helped.stdout), helped.stdout[:2000]
+    quality_help = subprocess.run([QGIS_PROCESS, "help", f"{PROVIDER}:quality"], env=qgis_process_env,
+                                  capture_output=True, text=True, timeout=120)
+    assert "Scores a sharpened raster." in quality_help.stdout
+    assert not re.search(r"</?(ul|li|b)>", quality_help.stdout)
+
+    out = tmp_path / "by_number.tif"
+    done = qgis_process(qgis_process_env, "pansharpen", PAN=pan, MS=ms, METHOD=3, DEVICE=1, OUTPUT=out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["results"]["METHOD_USED"] == "gsa"
+    assert_on_pan_grid(str(out), pan)
+
+    refused = qgis_process(qgis_process_env, "pansharpen", PAN=pan, MS=ms, METHOD=42,
+                           OUTPUT=tmp_path / "never.tif")
+    assert refused.returncode == 1
+    assert "METHOD=42 is not one of: 0: auto, 1: brovey" in refused.stdout + refused.stderr
+    assert not (tmp_path / "never.tif").exists()
 
 
 def test_qgis_process_reports_no_overlap_and_exits_1(qgis_process_env, sample, tmp_path):

@@ -81,7 +81,7 @@ def sharpen_all(crop, tmp_path, weights, per_band=False):
     for name, (pan, ms, back) in encodings(crop, tmp_path / "in", per_band).items():
         target = str(tmp_path / f"{name}-{weights.split('/')[-1]}.tif")
         sharpen(SharpenRequest(pan, ms, target, method="e2e", weights=weights, device="cpu",
-                               tile=128, overlap=16, float32=True))
+                               tile=128, overlap=16, float32=True, check=False, consistent=False))
         out[name] = back(read_raster(target).astype(np.float64))
     return out
 
@@ -226,8 +226,8 @@ def test_the_shipped_model_keeps_its_quality_in_every_encoding(sample_paths):
     if not LANDSAT_FOSE.exists():
         pytest.fail(f"{LANDSAT_FOSE} is missing (training/recipes/run.py landsat8 makes it)")
     pair = load_pair(*sample_paths)
-    pan = pair.pan[:592, :592].astype(np.float64)
-    ms = pair.ms[:, :296, :296].astype(np.float64)
+    pan = pair.pan[:304, :640].astype(np.float64)  # the 654 x 306 sample, whole MS pixels
+    ms = pair.ms[:, :152, :320].astype(np.float64)
     pan_lr, ms_lr = wald_degrade(pan, ms, 2)
     lo, hi = np.percentile(np.concatenate([ms_lr.ravel(), pan_lr.ravel()]), [0.5, 99.5])
     band_gain = np.array([1.15, 1.0, 0.9, 0.75])[:, None, None]
@@ -247,8 +247,8 @@ def test_the_shipped_model_keeps_its_quality_in_every_encoding(sample_paths):
     classical = quality.reduced_indices(
         sharpen_arrays(Pair(np.float32(pan_lr), np.float32(ms_lr), 2, 1.0, None), "mtf-glp-hpm"), ms, 2)
     dn = scores["dn"]
-    # measured: Q2n 0.9702 (DN), 0.9702 (reflectance), 0.9671 (8-bit: 256 levels cost
-    # that much), 0.9695 (per-band gains); mtf-glp-hpm 0.9257
+    # measured on the town sample: Q2n 0.9337 (DN), 0.9337 (reflectance), 0.9304 (8-bit:
+    # 256 levels cost that much), 0.9321 (per-band gains); mtf-glp-hpm 0.9186
     tolerance = {"reflectance": 1e-4, "byte": 0.006, "per-band gains": 0.003}
     for name, abs_q2n in tolerance.items():
         assert scores[name]["Q2n"] == pytest.approx(dn["Q2n"], abs=abs_q2n), (name, scores)

@@ -276,7 +276,26 @@ def save_checkpoint(path: Path, step: int, module: nn.Module, optimizer, schedul
 
 def load_checkpoint(path: Path, module: nn.Module, optimizer, scheduler, scaler,
                     ema: EMA | None, stage: str) -> int:
-    """Restore a checkpoint written by :func:`save_checkpoint`; returns its step."""
+    """Restore a checkpoint written by :func:`save_checkpoint`; returns its step. A
+    truncated, foreign or pickled file is one PansharpenError (never unpickled)."""
+    from ..engine.models.weights import _check_safetensors_header
+
+    damaged = (f"--resume: the checkpoint {path} is damaged or not one this program wrote ({{}}); "
+               "delete it to start the stage afresh, or drop --resume")
+    try:
+        _check_safetensors_header(str(path))
+    except PansharpenError as exc:
+        raise PansharpenError(damaged.format(str(exc).split(". ")[0])) from None
+    try:
+        return _restore_checkpoint(path, module, optimizer, scheduler, scaler, ema, stage)
+    except PansharpenError:
+        raise
+    except (Exception, RecursionError) as exc:  # safetensors, JSON, key and shape errors
+        raise PansharpenError(damaged.format(f"{type(exc).__name__}: {' '.join(str(exc).split())[:150]}")) from None
+
+
+def _restore_checkpoint(path: Path, module: nn.Module, optimizer, scheduler, scaler,
+                        ema: EMA | None, stage: str) -> int:
     from safetensors import safe_open
     from safetensors.torch import load_file
 

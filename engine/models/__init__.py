@@ -45,6 +45,8 @@ from .diffusion import seeded_noise
 from .fose import E2ENet, Fose, FoseConfig, OneStepStudent, ResidualDenoiser
 from .ksdiff import KSDiff, KSDiffConfig
 from .weights import ARCHITECTURES, build_metadata, load_state, parse_json_field, read_weights, save_weights
+from .weights import (MAX_PARAMETERS, check_tensors, read_header, validate_config,
+                      validate_metadata)
 
 __all__ = ["ARCHITECTURES", "DeepModel", "build", "load", "resolve_device", "count_parameters",
            "describe", "measure_halo", "config_class", "precision_name", "save_weights", "build_metadata",
@@ -259,11 +261,16 @@ class DeepModel:
         0.39 input MP/s, 600 at 0.29, 856 at 0.19, in float32; in bfloat16 the net rate is
         flat from tile 448 to 640, so the rule holds for both; docs/profile-fose.md); on
         CUDA 1024."""
+        return self.tile_for_halo(self.halo)
+
+    def tile_for_halo(self, halo: int) -> int:
+        """``preferred_tile``'s rule for a tile that needs ``halo`` PAN pixels of context
+        (more than the network's own when a projection follows it)."""
         from ..tiling import DEFAULT_TILE
 
         if self.device.type == "cuda":
             return DEFAULT_TILE
-        return max(256, (CPU_TILE_INPUT - 2 * self.halo) // 64 * 64)
+        return max(256, (CPU_TILE_INPUT - 2 * halo) // 64 * 64)
 
     @property
     def batch_size(self) -> int:
@@ -326,16 +333,35 @@ def load(path: str, device: str = "auto", architecture: Optional[str] = None, ha
     Fose file is refused rather than silently running another model).
     """
     dev = resolve_device(device)
-    tensors, metadata = read_weights(path)
+    shapes, metadata = read_header(path)
     arch = metadata["architecture"]
     if architecture is not None and architecture != arch:
         raise PansharpenError(f"weights file {path} holds a {arch!r} model, not {architecture!r}; "
                               f"use --method {arch} or weights made for {architecture}")
-    config = parse_json_field(metadata, "config", path)
-    bands = parse_json_field(metadata, "bands", path)
+    config = validate_config(config_class(arch), parse_json_field(metadata, "config", path), path)
+    skeleton = _skeleton(arch, config, path)
+    validate_metadata(metadata, skeleton.config.bands, path)
+    check_tensors({k: v.shape for k, v in skeleton.state_dict().items()}, shapes, arch, path)
+    tensors, metadata = read_weights(path)
     model = build(arch, config)
-    if isinstance(bands, list) and len(bands) != model.config.bands:
-        raise PansharpenError(f"weights file {path}: metadata lists {len(bands)} band names but the "
-                              f"config has {model.config.bands} bands")
     load_state(model, tensors, arch, path)
     return DeepModel(model, arch, metadata, dev, half)
+
+
+def _skeleton(arch: str, config: dict, path: str) -> nn.Module:
+    """The model a (validated) config describes, built on the ``meta`` device: shapes
+    without memory, so a file is checked before anything is allocated for it."""
+    try:
+        with torch.device("meta"):
+            skeleton = build(arch, config)
+    except PansharpenError:
+        raise
+    except Exception as exc:  # e.g. lists of different lengths the network cannot use
+        raise PansharpenError(f"weights file {path}: its {arch} config does not describe a model that "
+                              f"can be built ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); "
+                              "use a file written by `pansharpen train`") from None
+    size = sum(v.numel() for v in skeleton.state_dict().values())
+    if size > MAX_PARAMETERS:
+        raise PansharpenError(f"weights file {path}: its config asks for {size:,} parameters, more than the "
+                              f"{MAX_PARAMETERS:,} the engine accepts; use a smaller model")
+    return skeleton

@@ -4,14 +4,18 @@ Layers are resolved in ``prepareAlgorithm`` (always on the main thread: QGIS lay
 are not thread-safe); only plain values (GDAL source names, numbers, a window in the
 PAN's CRS) reach ``processAlgorithm``, which may run in a worker thread and hands
 everything to the engine.
+
+The OUTPUT is resolved in ``processAlgorithm``, with the context it is given: in a
+background task (the Processing Toolbox) QGIS runs the algorithm with a copy of the
+context and afterwards replaces the caller's "layers to load" with the copy's, so an
+output resolved in ``prepareAlgorithm`` would never be loaded.
 """
 from __future__ import annotations
-
-import html
 
 from qgis.core import (
     QgsProcessing,
     QgsProcessingAlgorithm,
+    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -28,11 +32,12 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.i18n import tr
-from ..core.layers import gdal_source
+from ..core.layers import gdal_source, layers_using
 from ..core.style import TrueColourPostProcessor, band_names
 from ..core.settings import AUTO_TILE, DEFAULT_OVERLAP, DEVICES
 
 AUTO = "auto"
+MAX_ADAPT_SECONDS = 1800.0  # the ADAPT parameter's maximum (half an hour of fine-tuning)
 
 
 def method_infos():
@@ -47,15 +52,27 @@ def method_choices() -> list:
     return [AUTO] + [info.name for info in method_infos()]
 
 
-def methods_help_html() -> str:
-    """One line per method from its card, and why a method cannot run here."""
-    rows = []
-    for info in method_infos():
-        line = f"<b>{html.escape(info.name)}</b> ({html.escape(info.kind)}): {html.escape(info.summary)}"
+def methods_help_text() -> str:
+    """One line per method from its card, and why a method cannot run here (plain text:
+    ``qgis_process help`` prints it as it is, the toolbox shows each line as a paragraph)."""
+    lines = []
+    for number, info in enumerate(method_infos(), start=1):
+        line = f"  {number}: {info.name} ({info.kind}): {info.summary}"
         if not info.available:
-            line += "<br><i>" + tr("Unavailable here: ") + html.escape(info.why_unavailable) + "</i>"
-        rows.append(f"<li>{line}</li>")
-    return "<ul>" + "".join(rows) + "</ul>"
+            line += " " + tr("Unavailable here: ") + info.why_unavailable
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def enum_value(parameter, value):
+    """An enum parameter's option name for ``value``: the name itself, or its number as
+    ``qgis_process help`` lists it (``METHOD=3``); None when it is neither."""
+    options = parameter.options()
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return options[value] if 0 <= value < len(options) else None
+    return value if value in options else None
 
 
 class PansharpenAlgorithm(QgsProcessingAlgorithm):
@@ -71,9 +88,13 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
     FULL_PRECISION = "FULL_PRECISION"
     EXTENT = "EXTENT"
     SENSOR = "SENSOR"
+    COG = "COG"
+    ADAPT = "ADAPT"
+    CHECK = "CHECK"
     OUTPUT = "OUTPUT"
     OUT_METHOD = "METHOD_USED"
     OUT_SECONDS = "SECONDS"
+    OUT_REASON = "REASON"
 
     def __init__(self):
         super().__init__()
@@ -81,6 +102,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
         self._ms_name = ""
         self._ms_band_names = []
         self._method_used = ""
+        self._output = ""  # resolved in processAlgorithm
 
     # -- identity -------------------------------------------------------------------
     def createInstance(self):  # noqa: N802 (QGIS's names throughout)
@@ -105,29 +127,38 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
         return tr("pansharpening,fusion,panchromatic,multispectral,diffusion,fose,ksdiff,brovey").split(",")
 
     def shortHelpString(self):  # noqa: N802
-        return (
+        lines = [
             tr("Sharpens the multispectral raster (MS) with the panchromatic band (PAN). "
                "The result lies on the PAN grid over the area both rasters cover, in the "
-               "PAN's CRS, with the MS bands.")
-            + "<h3>" + tr("Methods") + "</h3>"
-            + tr("<b>auto</b> picks the shipped model that fits the inputs (band count, "
-                 "ratio, sensor) and falls back to a classical method when none fits.")
-            + methods_help_html()
-            + "<h3>" + tr("Parameters") + "</h3><ul>"
-            + "<li>" + tr("<b>PAN band</b>: the band of the PAN raster to use (1-based).") + "</li>"
-            + "<li>" + tr("<b>Weights</b>: your own .safetensors file for a deep method "
-                          "(for example trained with this plugin's training pipeline).") + "</li>"
-            + "<li>" + tr("<b>Device</b>: auto uses a CUDA GPU when one is usable, else the CPU.") + "</li>"
-            + "<li>" + tr("<b>Tile size / overlap</b>: large rasters stream in tiles of this "
-                          "many PAN pixels a side; the overlap hides seams. 0 lets the engine "
-                          "choose (1024, or what fits the CPU cache for a deep model); lower "
-                          "it if memory runs out.") + "</li>"
-            + "<li>" + tr("<b>Extent</b>: only sharpen this window (used by Preview).") + "</li>"
-            + "<li>" + tr("<b>Sensor</b>: WV2, WV3, QB, IKONOS, GE1 or GF2 sets the MTF gains and "
-                          "the radiometric scale; empty reads them from the raster's metadata "
-                          "or uses generic values.") + "</li>"
-            + "</ul>"
-        )
+               "PAN's CRS, with the MS bands."),
+            tr("Methods (METHOD takes the name or the number):"),
+            "  0: " + tr("auto: the shipped model that fits the inputs (band count, ratio, "
+                         "sensor); a classical method when none fits."),
+            methods_help_text(),
+            tr("Parameters:"),
+            "  " + tr("PAN band: the band of the PAN raster to use (1-based)."),
+            "  " + tr("Weights: your own .safetensors file for a deep method (for example "
+                      "trained with this plugin's training pipeline)."),
+            "  " + tr("Device: auto uses a CUDA GPU when one is usable, else the CPU."),
+            "  " + tr("Tile size / overlap: large rasters stream in tiles of this many PAN "
+                      "pixels a side; the overlap hides seams. 0 lets the engine choose (1024, "
+                      "or what fits the CPU cache for a deep model); lower it if memory runs out."),
+            "  " + tr("Extent: only sharpen this window (used by Preview)."),
+            "  " + tr("Sensor: WV2, WV3, QB, IKONOS, GE1 or GF2 sets the MTF gains and the "
+                      "radiometric scale; empty reads them from the raster's metadata or uses "
+                      "generic values."),
+            "  " + tr("Adapt the model to this scene: seconds of fine-tuning the deep model on "
+                      "the scene's own PAN and MS (degraded once more, no ground truth) before it "
+                      "runs; 0 is off. The adapted weights are kept in the cache folder "
+                      "(DIFFUSION_PANSHARPENING_CACHE) only when they gain on a held-out part of "
+                      "the scene, and a rerun on the same scene reuses them; the log says the gain. "
+                      "The adaptation takes the first half of the progress bar; Cancel stops it."),
+            "  " + tr("Check the deep model against the classical methods on a sample first: "
+                      "sharpens a content-rich sample of the scene at reduced resolution with "
+                      "the deep model and with gsa and mtf-glp-hpm and scores them (Q2n); auto "
+                      "takes the best, a chosen deep method runs anyway with a warning in the log."),
+        ]
+        return "\n".join(lines)
 
     def helpUrl(self):  # noqa: N802
         return "https://example.invalid/diffusion_pansharpening"
@@ -162,7 +193,15 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             self.EXTENT, tr("Only sharpen this extent"), None, True)
         sensor = QgsProcessingParameterString(
             self.SENSOR, tr("Sensor (MTF gains and scale; empty: from the metadata)"), "", False, True)
-        for parameter in (tile, overlap, float32, full_precision, extent, sensor):
+        cog = QgsProcessingParameterBoolean(
+            self.COG, tr("Write a Cloud Optimized GeoTIFF (default: a tiled GeoTIFF with internal "
+                         "overviews)"), False)
+        adapt = QgsProcessingParameterNumber(
+            self.ADAPT, tr("Adapt the model to this scene (seconds of fine-tuning; 0: off)"),
+            QgsProcessingParameterNumber.Double, 0.0, False, 0.0, MAX_ADAPT_SECONDS)
+        check = QgsProcessingParameterBoolean(
+            self.CHECK, tr("Check the deep model against the classical methods on a sample first"), True)
+        for parameter in (tile, overlap, float32, full_precision, extent, sensor, cog, adapt, check):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
 
@@ -170,8 +209,38 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT, tr("Sharpened raster"), QgsProcessing.TEMPORARY_OUTPUT))
         self.addOutput(QgsProcessingOutputString(self.OUT_METHOD, tr("Method used")))
         self.addOutput(QgsProcessingOutputNumber(self.OUT_SECONDS, tr("Run time (s)")))
+        self.addOutput(QgsProcessingOutputString(
+            self.OUT_REASON, tr("Why this method (auto's choice, the check, the adaptation)")))
 
     # -- main thread: layers to plain values ----------------------------------------
+    def _enum(self, parameters, name, context):
+        """An enum's option name (its number, as qgis_process lists them, is accepted)."""
+        definition = self.parameterDefinition(name)
+        value = parameters.get(name)
+        if value is None or value == "":
+            return definition.defaultValue()
+        if not isinstance(value, (str, int)):  # e.g. a model's QgsProperty
+            return self.parameterAsEnumString(parameters, name, context)
+        chosen = enum_value(definition, value)
+        if chosen is None:
+            raise QgsProcessingException(tr("{name}={value} is not one of: {options}.").format(
+                name=name, value=value, options=", ".join(
+                    f"{i}: {option}" for i, option in enumerate(definition.options()))))
+        return chosen
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        """Accept METHOD and DEVICE by number as well as by name (qgis_process lists numbers)."""
+        named = dict(parameters)
+        for name in (self.METHOD, self.DEVICE):
+            value = named.get(name)
+            if not isinstance(value, (str, int)) or value == "":
+                continue
+            try:
+                named[name] = self._enum(named, name, context)
+            except QgsProcessingException as error:
+                return False, str(error)
+        return super().checkParameterValues(named, context)
+
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
         ms = self.parameterAsRasterLayer(parameters, self.MS, context)
@@ -183,7 +252,15 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
         except ValueError as error:
             raise QgsProcessingException(str(error)) from error
 
-        method = self.parameterAsEnumString(parameters, self.METHOD, context) or AUTO
+        # never replace a file that a loaded layer reads (it would show the new data
+        # or stop drawing); a scratch context keeps this look from registering the output
+        target = self.parameterAsOutputLayer(parameters, self.OUTPUT, QgsProcessingContext())
+        using = layers_using(target, context.project()) if context.project() else []
+        if using:
+            raise QgsProcessingException(tr(
+                "The output {path} is the layer '{name}' in the project: choose another file "
+                "name, or remove the layer first.").format(path=target, name=using[0].name()))
+        method = self._enum(parameters, self.METHOD, context) or AUTO
         self._ms_name, self._ms_band_names = ms.name(), band_names(ms)
 
         window = None
@@ -192,14 +269,14 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             if not rect.isNull() and not rect.isEmpty():
                 window = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
 
+        self._output = ""
         self._request = dict(
             pan=pan_source,
             ms=ms_source,
-            output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
             method=method,
             pan_band=self.parameterAsInt(parameters, self.PAN_BAND, context),
             weights=self.parameterAsFile(parameters, self.WEIGHTS, context) or None,
-            device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
+            device=self._enum(parameters, self.DEVICE, context) or "auto",
             tile=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
             overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
             # Processing asks before overwriting (file dialog); a cancelled run
@@ -210,6 +287,9 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             half=not self.parameterAsBoolean(parameters, self.FULL_PRECISION, context),
             extent=window,
             sensor=self.parameterAsString(parameters, self.SENSOR, context).strip() or None,
+            cog=self.parameterAsBoolean(parameters, self.COG, context),
+            adapt=self.parameterAsDouble(parameters, self.ADAPT, context) or None,
+            check=self.parameterAsBoolean(parameters, self.CHECK, context),
         )
         return True
 
@@ -218,7 +298,9 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
         from ...engine.errors import Cancelled, PansharpenError
         from ...engine.pipeline import SharpenRequest, sharpen
 
-        request = SharpenRequest(**self._request)
+        # here, not in prepareAlgorithm: this context's layers to load are the ones kept
+        self._output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        request = SharpenRequest(output=self._output, **self._request)
         try:
             result = sharpen(
                 request,
@@ -237,12 +319,13 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT: result.output,
             self.OUT_METHOD: result.method,
             self.OUT_SECONDS: result.seconds,
+            self.OUT_REASON: result.reason,
         }
 
     # -- main thread again: how the toolbox shows the result ------------------------
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802
         """Name the loaded result "<MS layer> <method>" and show it in true colour."""
-        output = self._request["output"] if self._request else None
+        output = self._output
         if output and context.willLoadLayerOnCompletion(output):
             details = context.layerToLoadOnCompletionDetails(output)
             details.name = f"{self._ms_name} {self._method_used}".strip()

@@ -95,18 +95,19 @@ class QualityAlgorithm(QgsProcessingAlgorithm):
         return QIcon(ICON_PATH)
 
     def shortHelpString(self):  # noqa: N802
-        return tr(
-            "Scores a sharpened raster.<ul>"
-            "<li>With its <b>PAN</b> and <b>MS</b>: full-resolution indices without a "
-            "reference: D_lambda, D_s and QNR, and HQNR with Khan's D_lambda (MTF-filtered "
-            "degradation). 0 is ideal for the distortions, 1 for QNR and HQNR.</li>"
-            "<li>With a <b>reference</b> (the true high-resolution MS, e.g. from Wald's "
-            "protocol): SAM (degrees, 0 ideal), ERGAS (0 ideal), Q2n (Q4/Q8, 1 ideal) and "
-            "SCC (1 ideal).</li></ul>"
-            "<b>Sensor</b> selects the MTF gains used by the indices (WV2, WV3, QB, IKONOS, "
-            "GE1, GF2); leave it empty to use the raster's metadata or the generic gains "
-            "(0.3 per MS band, 0.15 PAN)."
-        )
+        # plain text, one paragraph a line: qgis_process help prints it as it is
+        return "\n".join([
+            tr("Scores a sharpened raster."),
+            "  - " + tr("With its PAN and MS: full-resolution indices without a reference: "
+                        "D_lambda, D_s and QNR, and HQNR with Khan's D_lambda (MTF-filtered "
+                        "degradation). 0 is ideal for the distortions, 1 for QNR and HQNR."),
+            "  - " + tr("With a reference (the true high-resolution MS, e.g. from Wald's "
+                        "protocol): SAM (degrees, 0 ideal), ERGAS (0 ideal), Q2n (Q4/Q8, 1 ideal) "
+                        "and SCC (1 ideal)."),
+            tr("Sensor selects the MTF gains used by the indices (WV2, WV3, QB, IKONOS, GE1, "
+               "GF2); leave it empty to use the raster's metadata or the generic gains "
+               "(0.3 per MS band, 0.15 PAN)."),
+        ])
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.FUSED, tr("Sharpened raster")))

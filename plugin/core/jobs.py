@@ -80,7 +80,8 @@ def referenced(rect: QgsRectangle, crs: QgsCoordinateReferenceSystem) -> QgsRefe
 
 
 def add_above(layer: QgsMapLayer, inputs, project: Optional[QgsProject] = None) -> None:
-    """Add ``layer`` to the project just above the top-most of ``inputs`` in the legend."""
+    """Add ``layer`` to the project just above the top-most of ``inputs`` in the legend
+    (on top of the legend when ``inputs`` is empty or none of them is in it)."""
     project = project or QgsProject.instance()
     project.addMapLayer(layer, False)
     root = project.layerTreeRoot()
@@ -110,6 +111,7 @@ class PansharpenJob(QObject):
         self.project = project or QgsProject.instance()
         self.task = None
         self.layer = None
+        self.reason = ""  # the engine's why: auto's choice, the check, the adaptation
         self._context = None
         self._feedback = None
         self.done = False
@@ -163,8 +165,10 @@ class PansharpenJob(QObject):
             self.failed.emit(tr("The result {path} could not be opened.").format(path=output))
             return
         apply_true_colour(layer, names_or(layer, band_names(self.ms)))
-        add_above(layer, (self.pan, self.ms), self.project)
+        # a preview goes on top of everything (an earlier full result would hide it)
+        add_above(layer, () if self.preview else (self.pan, self.ms), self.project)
         self.layer = layer
+        self.reason = results.get("REASON") or ""
         self.succeeded.emit(layer)
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import os
+import re
 from typing import Iterable, Optional, Tuple
 
 from qgis.core import (
@@ -101,3 +103,32 @@ def guess_pan_ms(layers: Iterable[QgsMapLayer], project: Optional[QgsProject] = 
         ]
     ms = min(multis, key=lambda layer: size[layer.id()], default=None)
     return pan, ms
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def layers_using(path: str, project: Optional[QgsProject] = None) -> list:
+    """The project's layers that read the file ``path`` (a GDAL source may carry
+    ``|layername=`` and similar suffixes after the file name)."""
+    project = project or QgsProject.instance()
+    if not path:
+        return []
+    return [layer for layer in project.mapLayers().values()
+            if layer.source() and _same_file(layer.source().split("|")[0], path)]
+
+
+def free_output_path(folder: str, stem: str, project: Optional[QgsProject] = None) -> str:
+    """``folder/stem.tif``, or ``stem_2.tif``, ``stem_3.tif``...: the first name that is
+    neither a file nor the source of a loaded layer."""
+    stem = re.sub(r"[^\w.-]+", "_", stem).strip("_") or "pansharpened"
+    for number in range(1, 10000):
+        name = f"{stem}.tif" if number == 1 else f"{stem}_{number}.tif"
+        path = os.path.join(folder, name)
+        if not os.path.exists(path) and not layers_using(path, project):
+            return path
+    raise ValueError(tr("No free file name for {stem} in {folder}.").format(stem=stem, folder=folder))

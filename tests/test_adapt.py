@@ -1,0 +1,83 @@
+"""Scene adaptation (engine/adapt.py): real tiny models, the real bundled sample."""
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from diffusion_pansharpening.engine import adapt
+from diffusion_pansharpening.engine.errors import Cancelled
+from diffusion_pansharpening.engine.raster_io import RasterPair
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(adapt.CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache" / "adapted"
+
+
+def tiny(path, arch="e2e"):
+    from diffusion_pansharpening.engine.models import build, build_metadata, save_weights
+
+    torch.manual_seed(0)
+    net = build(arch, "tiny", bands=4)
+    meta = build_metadata(arch, net.config, sensor="LANDSAT8", bands=["blue", "green", "red", "NIR"],
+                          ratio=2, scale=65535, training_data="none (fixed seed)", licence="test")
+    meta["normalisation"] = "scene-joint-p1-p99"
+    save_weights(str(path), net, meta)
+    return str(path)
+
+
+def tensors(path):
+    with safe_open(path, framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+
+
+@pytest.mark.parametrize("arch", ["e2e", "fose"])
+def test_adaptation_lowers_the_held_out_loss_and_names_scene_and_base(sample_paths, tmp_path, cache, arch):
+    base = tiny(tmp_path / f"base-{arch}.safetensors", arch)
+    pair = RasterPair(*sample_paths)
+    result = adapt.adapt(pair, base, seconds=60, device="cpu", max_steps=40)
+    assert result.steps == 40 and result.after < result.before
+    assert result.path and result.path.startswith(str(cache))
+    _, meta = tensors(result.path)
+    assert meta["adapted_from"] == f"base-{arch}.safetensors"
+    assert meta["adapted_from_sha256"] == adapt.file_sha256(base)
+    assert meta["scene_hash"] == adapt.scene_hash(pair) and meta["architecture"] == arch
+    # a rerun on the same scene reuses the file instead of adapting again
+    again = adapt.adapt(pair, base, seconds=60, device="cpu", max_steps=40)
+    assert again.reused and again.path == result.path and again.steps == 0
+
+
+def test_adaptation_is_reproducible_with_a_seed(sample_paths, tmp_path, cache):
+    base = tiny(tmp_path / "base.safetensors")
+    pair = RasterPair(*sample_paths)
+    outs = [adapt.adapt(pair, base, seconds=60, device="cpu", max_steps=10, seed=3,
+                        out=str(tmp_path / f"a{i}.safetensors")) for i in range(2)]
+    (a, _), (b, _) = tensors(outs[0].path), tensors(outs[1].path)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    base_tensors, _ = tensors(base)
+    assert any(not torch.equal(a[k], base_tensors[k]) for k in a)
+
+
+def test_cancel_during_adaptation_leaves_nothing(sample_paths, tmp_path, cache):
+    base = tiny(tmp_path / "base.safetensors")
+    calls = []
+    with pytest.raises(Cancelled):
+        adapt.adapt(RasterPair(*sample_paths), base, seconds=60, device="cpu",
+                    cancelled=lambda: calls.append(1) or len(calls) > 3)
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_the_sharpen_job_adapts_then_reuses(sample_paths, tmp_path, cache):
+    from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
+
+    base = tiny(tmp_path / "base.safetensors")
+    logs = []
+    first = sharpen(SharpenRequest(*sample_paths, str(tmp_path / "a.tif"), method="e2e", weights=base,
+                                   device="cpu", adapt=5, check=False), log=logs.append)
+    assert any(m.startswith("Adapted to this scene") for m in logs)
+    assert "Adapted to this scene" in first.reason
+    logs.clear()
+    sharpen(SharpenRequest(*sample_paths, str(tmp_path / "b.tif"), method="e2e", weights=base,
+                           device="cpu", adapt=5, check=False), log=logs.append)
+    assert any(m.startswith("Reusing the model adapted to this scene") for m in logs) == any(cache.iterdir())
