@@ -10,9 +10,11 @@ Project choices, named (measured in docs/quality.md):
 - Material: the content-rich sample of ``guard.content_window`` (``SAMPLE`` PAN pixels
   a side at most, fully valid), Wald-degraded, cut into 64 x 64 patches every 16
   pixels; the right-most fifth of the patch columns is held out to measure the gain.
-- What is adapted: every parameter, with Adam at ``LR``, L1 on the normalised output,
-  the 8 dihedral flips/rotations, fresh noise each step (the diffusion parts learn the
-  noise-to-residual map, not one draw); batch ``BATCH``.
+- What is adapted: every parameter, with Adam at ``LR``, L1 on the normalised output
+  AFTER the consistency projection (``consistency.project_torch``, its separable form),
+  so the steps go to what the projection cannot fix (the detail), not to colours it
+  fixes anyway; the 8 dihedral flips/rotations, fresh noise each step (the diffusion
+  parts learn the noise-to-residual map, not one draw); batch ``BATCH``.
 - Budget: steps run until ``seconds`` have passed (validation included); the adapted
   weights are kept only when the held-out L1 fell, otherwise the base model runs.
 - The result is an ordinary ``.safetensors`` file whose metadata names the base model
@@ -139,13 +141,14 @@ def scene_patches(sample, kind: str):
 def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: str = "auto",
           seed: int = 0, out: str | None = None, progress: Callable[[float], None] | None = None,
           cancelled: Callable[[], bool] | None = None, reuse: bool = True,
-          sample=None, max_steps: int | None = None) -> Adapted:
+          sample=None, max_steps: int | None = None, consistent: bool = True) -> Adapted:
     """Fine-tune ``base_weights`` on the scene of ``pair`` (a ``RasterPair``) for about
     ``seconds``; write the adapted file to ``out`` (default: the cache) when it gains.
 
     ``sample`` (an ``evaluate.Pair``) replaces the scene sample (benchmarks adapt on a
     reduced-resolution pair they hold in memory); ``max_steps`` stops after that many
-    steps (with a seed, the same steps give the same weights)."""
+    steps (with a seed, the same steps give the same weights); ``consistent``: the loss
+    is taken after the consistency projection, as the engine will run the model."""
     import torch
 
     from .families import read_metadata
@@ -168,6 +171,12 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     arrays, cols = scene_patches(sample, deep.normalisation)
+    projection = None
+    if consistent:
+        from .consistency import gains_for, separable_operators
+
+        ops = separable_operators(gains_for(sample.sensor, deep.bands), sample.ratio, arrays[0].shape[-1])
+        projection = tuple(torch.from_numpy(o).to(deep.device) for o in ops)
     cut = np.quantile(cols, 1.0 - VAL_FRACTION)
     val_idx, train_idx = np.nonzero(cols >= cut)[0], np.nonzero(cols < cut)[0]
     if len(train_idx) == 0 or len(val_idx) == 0:
@@ -175,7 +184,7 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
     dev = deep.device
     tensors = [torch.from_numpy(a).to(dev) for a in arrays]
     net = deep.model
-    val_loss = lambda: _loss(net, deep, tensors, val_idx, gen, dev, train=False)
+    val_loss = lambda: _loss(net, deep, tensors, val_idx, gen, dev, train=False, projection=projection)
     before = val_loss()
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     steps = 0
@@ -185,7 +194,7 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
         if cancelled is not None and cancelled():
             raise Cancelled("Adaptation cancelled; nothing was written.")
         pick = train_idx[torch.randint(len(train_idx), (min(BATCH, len(train_idx)),), generator=gen).numpy()]
-        loss = _loss(net, deep, tensors, pick, gen, dev, train=True)
+        loss = _loss(net, deep, tensors, pick, gen, dev, train=True, projection=projection)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -216,20 +225,24 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
     return Adapted(path, base_weights, steps, time.perf_counter() - start, before, after)
 
 
-def _loss(net, deep, tensors, index, gen, dev, train: bool):
-    """Mean L1 of the network's output on patches ``index`` (dihedral-augmented when training)."""
+def _loss(net, deep, tensors, index, gen, dev, train: bool, projection=None):
+    """Mean L1, against the reference, of the network's output on patches ``index``
+    after the consistency projection (``projection``: its separable operators), as the
+    engine runs it; dihedral-augmented when training (the output turned back first)."""
     import torch
 
+    from .consistency import project_torch
+
     gt, lms, ms, pan = (t[torch.as_tensor(index, device=dev)] for t in tensors)
-    if train:
-        k = int(torch.randint(8, (1,), generator=gen))
-        gt, lms, ms, pan = (_dihedral(t, k) for t in (gt, lms, ms, pan))
+    k = int(torch.randint(8, (1,), generator=gen)) if train else 0
     kwargs = {}
     if deep.architecture != "e2e":
         shape = net.latent_shape(len(index)) if deep.architecture == "ksdiff" else tuple(lms.shape)
         kwargs["noise"] = torch.randn(shape, generator=gen).to(dev)
     with torch.set_grad_enabled(train):
-        out = net(pan, lms, ms, **kwargs)
+        out = _undihedral(net(_dihedral(pan, k), _dihedral(lms, k), _dihedral(ms, k), **kwargs), k)
+        if projection is not None:
+            out = project_torch(out, ms, *projection)
         loss = (out - gt).abs().mean()
     return loss if train else float(loss)
 
@@ -239,3 +252,10 @@ def _dihedral(x, k: int):
 
     x = torch.rot90(x, k % 4, dims=(-2, -1))
     return torch.flip(x, dims=(-1,)) if k >= 4 else x
+
+
+def _undihedral(x, k: int):
+    import torch
+
+    x = torch.flip(x, dims=(-1,)) if k >= 4 else x
+    return torch.rot90(x, -(k % 4), dims=(-2, -1))

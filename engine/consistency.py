@@ -87,6 +87,39 @@ def project(fused: np.ndarray, ms: np.ndarray, ratio: int, gains: np.ndarray,
     return fused
 
 
+def separable_operators(gains: np.ndarray, ratio: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """1-D matrices of the projection on a ``size`` x ``size`` patch, for training
+    through it (``adapt``): per band ``M`` (B, size/r, size), the MTF filter (its
+    rank-1 approximation: the Gaussian is separable, the Kaiser window nearly so) with
+    replicated borders and the decimation; ``U`` (size, size/r), bicubic upsampling
+    (exact: taken from ``upsample.bicubic``). D(H x) ~ M x M^T, U e = U e U^T."""
+    q = size // ratio
+    eye = np.eye(q, dtype=np.float32)[:, :, None].repeat(4, axis=2)  # band j: a delta at row j
+    up = bicubic(eye, ratio)[:, :, 0].T  # (size, q)
+    mats = []
+    for gain in gains:
+        u, sv, vt = np.linalg.svd(_kernel(float(gain), ratio).astype(np.float64))
+        k1 = u[:, 0] * np.sqrt(sv[0])
+        k1 = k1 / k1.sum()
+        half = len(k1) // 2
+        m = np.zeros((q, size))
+        for i in range(q):
+            centre = ratio * i + ratio // 2
+            for t, w in enumerate(k1):
+                m[i, min(max(centre + t - half, 0), size - 1)] += w
+        mats.append(m)
+    return np.stack(mats).astype(np.float32), up.astype(np.float32)
+
+
+def project_torch(fused, ms, m, u, iterations: int = ITERATIONS):
+    """``project`` on a batch of square patches (N, B, P, P) with the separable
+    operators of :func:`separable_operators` (torch tensors); differentiable."""
+    for _ in range(iterations):
+        low = m @ fused @ m.transpose(-1, -2)
+        fused = fused + u @ (ms - low) @ u.transpose(-1, -2)
+    return fused
+
+
 class Consistent:
     """A per-tile method whose outputs are projected onto the MS (module doc); every
     other attribute is the wrapped method's."""

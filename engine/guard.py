@@ -104,7 +104,7 @@ def read_sample(pair, size: int = SAMPLE) -> Pair:
 
 
 def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device: str = "auto",
-                     half: bool = True, prepare_method=None) -> dict[str, dict[str, float]]:
+                     half: bool = True, prepare_method=None, consistent: bool = True) -> dict[str, dict[str, float]]:
     """Q2n, SAM, ERGAS of each candidate (name -> weights file or None) on the sample's
     Wald-degraded copy, against the sample's MS."""
     from . import quality
@@ -115,7 +115,7 @@ def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device:
     scores = {}
     for name, weights in candidates.items():
         fused = sharpen_arrays(reduced, name, weights=weights, device=device, half=half,
-                               prepare_method=prepare_method)
+                               prepare_method=prepare_method, consistent=consistent)
         block = min(32, *sample.ms.shape[1:])  # a small scene: one block of its size
         scores[name] = {"Q2n": quality.q2n(fused, sample.ms, block=block, shift=block),
                         "SAM": quality.sam(fused, sample.ms), "ERGAS": quality.ergas(fused, sample.ms, r)}
@@ -123,12 +123,13 @@ def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device:
 
 
 def check(pair, method: str, weights: str | None, *, device: str = "auto", half: bool = True,
-          size: int = SAMPLE, prepare_method=None) -> Verdict:
+          size: int = SAMPLE, prepare_method=None, consistent: bool = True) -> Verdict:
     """Score ``method`` (a deep model) against the classical candidates on a sample of
     ``pair`` and return the verdict (the best by Q2n, the deep model on a tie)."""
     sample = read_sample(pair, size)
     candidates = {method: weights, **{c: None for c in CLASSICAL_CANDIDATES if c != method}}
-    scores = score_candidates(sample, candidates, device=device, half=half, prepare_method=prepare_method)
+    scores = score_candidates(sample, candidates, device=device, half=half, prepare_method=prepare_method,
+                              consistent=consistent)
     verdict = Verdict(method, weights, scores, sample.pan.shape)
     if verdict.loses(method):
         verdict.method, verdict.weights = verdict.best, None

@@ -92,6 +92,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
     if auto and weights:  # the file's architecture decides
         name = _architecture_of(weights)
         reasons.append(f"auto: your weights file {weights} holds a {name} model: using it.")
+        auto = False  # the user chose the model: the check may warn, not replace it
     elif auto:
         choice = choose_model(info)
         reasons.append(choice.reason)
@@ -156,7 +157,7 @@ def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenReq
 
     try:
         verdict = guard.check(pair, name, weights, device=request.device, half=request.half,
-                              prepare_method=prepare_method)
+                              prepare_method=prepare_method, consistent=request.consistent)
     except PansharpenError as exc:
         return name, weights, f"Not checked against the classical methods ({exc})."
     if not auto and verdict.method != name:
