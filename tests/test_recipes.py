@@ -87,3 +87,51 @@ def test_gdal_pansharpening_is_equal_weight_brovey(ikonos):
     # not the PAN copied: the bands keep their own ratios
     ratios = fused[2] / fused[1]
     assert ratios.std() > 0.01
+
+
+def test_the_vhr4_recipe_trains_on_every_4_band_scene(vhr4_tiny):
+    """The tiny vhr4 run drew patches from the IKONOS training region and from the
+    other 4-band scenes, and its card and weights name them all."""
+    out, _ = vhr4_tiny
+    results = json.loads((out / "vhr4-quality.json").read_text())
+    assert results["scenes"] == ["ikonos", "spacenet6", "wv2", "wv3"] and results["left_out"] is None
+    for words in ("IKONOS", "SpaceNet-6", "WorldView-2", "WorldView-3"):
+        assert words in results["imagery"]
+    card = (out / "vhr4-fose.md").read_text()
+    assert "CC BY-SA 4.0" in card and "leave one scene out" in card
+
+
+def test_leave_out_drops_the_scene_and_names_unknown_ones(tmp_path):
+    from diffusion_pansharpening.engine.errors import PansharpenError
+    from diffusion_pansharpening.training.recipes import run, scenes
+
+    recipe = run.load_recipe("vhr4")
+    data = run.data_settings(recipe, "tiny")
+    main, others, used = run.scene_parts(recipe, data, tmp_path, "ikonos")
+    assert used == ["spacenet6", "wv2", "wv3"]
+    assert main.source == "spacenet6 tile 1" and len(others) == 4  # two more tiles, WV-2, WV-3
+    assert all(part.ms.shape[-3] == 4 for part in [main, *others])  # bands (patch sets: N first)
+    with pytest.raises(PansharpenError, match="not among the recipe's scenes"):
+        run.scene_parts(recipe, data, tmp_path, "pleiades")
+    assert scenes.family_scenes("wv8") == ["wv2", "wv3"]
+
+
+def test_generalisation_report_helpers():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import generalisation as g
+
+    rng = np.random.default_rng(0)
+    pan = rng.uniform(100, 2000, (64, 64)).astype(np.float32)
+    ms = rng.uniform(100, 2000, (4, 16, 16)).astype(np.float32)
+    pan8, ms8, ref8 = g.stretch_8bit(pan, ms, ms)
+    assert ms8.max() == 255 and ms8.min() == 0 and np.array_equal(ms8, ref8)
+    assert np.all(ms8 == np.round(ms8))
+    assert g.band_mean_error(ms * 1.1, ms) == pytest.approx(10.0, rel=1e-4)
+    scores = {m: {"Q2n": q, "SAM": 2.0, "ERGAS": 2.0, "SCC": 0.9} for m, q in
+              (("fose", 0.95), ("ksdiff", 0.90), ("gsa", 0.92), ("gdal:pansharp", 0.80))}
+    doc = g.markdown([{"family": "vhr4", "scene": "wv2", "part": "x", "bits": "8-bit",
+                       "scores": {"reduced": scores}}])
+    assert "| vhr4 | wv2 x | 8-bit | Q2n | 0.9500 | 0.9000 | gsa 0.9200 | yes | no |" in doc

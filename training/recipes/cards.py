@@ -109,7 +109,7 @@ def card(results: dict, arch: str) -> str:
         f"{train.get(pipeline, 0) / 60:.1f} min for all {pipeline} stages.",
         f"- CPU latency per {speed.get('tile', 512)} x {speed.get('tile', 512)} tile: "
         f"{speed.get('seconds_per_tile', float('nan')):.2f} s (torch with {speed.get('threads', '?')} CPU thread(s)).",
-        "", "## Quality on the held-out region", "",
+        "", *loso_section(fam, arch), "## Quality on the held-out region", "",
         "Reduced resolution (Wald's protocol; reference = the original MS):", "",
         table(reduced, REDUCED_KEYS, arch), "",
         "Full resolution (no reference):", "",
@@ -128,6 +128,35 @@ def card(results: dict, arch: str) -> str:
                      + (" and e2e and dm1" if arch == "fose" else "")
                      + " on Q2n, SAM and ERGAS on this held-out region.")
     return "\n".join(lines) + "\n"
+
+
+GENERALISATION = Path(__file__).resolve().parents[2] / "docs" / "generalisation.json"
+
+
+def loso_section(family: str, arch: str, path: Path = GENERALISATION) -> list[str]:
+    """Card lines: ``arch`` on the scenes its family's fold models never saw
+    (``benchmarks/generalisation.py``), against the best classical method, GDAL and OTB."""
+    rows = [r for r in json.loads(path.read_text()) if r["family"] == family] if path.exists() else []
+    lines = ["## Quality on scenes no training run saw (leave one scene out)", ""]
+    if not rows:
+        return lines + ["Not measured yet: run `benchmarks/generalisation.py --train` (docs/generalisation.md).", ""]
+    lines += [f"From `docs/generalisation.md`: for each scene, {arch} of the family trained on the family's "
+              "other scenes, scored on the left-out one (Landsat-8: the strip held out of its one scene). "
+              "Best other = the best of the classical methods, GDAL and OTB on that index.", "",
+              "| left out | bits | Q2n | SAM | ERGAS | HQNR | best other Q2n / SAM / ERGAS / HQNR |",
+              "|---|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        red, full = r["scores"]["reduced"], r["scores"].get("full", {})
+        if arch not in red:
+            continue
+        others = [m for m in red if m in CLASSICAL or ":" in m]
+        best = lambda table, k, hi: (max if hi else min)(table[m][k] for m in others if m in table)
+        hq = f"{full[arch]['HQNR']:.4f}" if full else "-"
+        hq_best = f"{best(full, 'HQNR', True):.4f}" if full else "-"
+        lines.append(f"| {r['scene']} ({r['part']}) | {r['bits']} | {red[arch]['Q2n']:.4f} | {red[arch]['SAM']:.3f} | "
+                     f"{red[arch]['ERGAS']:.3f} | {hq} | {best(red, 'Q2n', True):.4f} / {best(red, 'SAM', False):.3f} / "
+                     f"{best(red, 'ERGAS', False):.3f} / {hq_best} |")
+    return lines + [""]
 
 
 def picture(images: dict, rgb: tuple[int, int, int], path: Path, window: int = 256) -> Path:
