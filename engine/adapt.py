@@ -6,7 +6,7 @@ protocol, form training pairs whose reference is the scene's own MS; a short
 fine-tuning on them moves the network to this sensor, this product level and this
 landscape before it sharpens the scene at full resolution.
 
-Project choices, named (measured in docs/quality.md):
+Project choices, named (measured in docs/quality.md and docs/adaptation.md):
 - Material: the content-rich sample of ``guard.content_window`` (``SAMPLE`` PAN pixels
   a side at most, fully valid), Wald-degraded, cut into 64 x 64 patches every 16
   pixels; the right-most fifth of the patch columns is held out to measure the gain.
@@ -15,8 +15,11 @@ Project choices, named (measured in docs/quality.md):
   so the steps go to what the projection cannot fix (the detail), not to colours it
   fixes anyway; the 8 dihedral flips/rotations, fresh noise each step (the diffusion
   parts learn the noise-to-residual map, not one draw); batch ``BATCH``.
-- Budget: steps run until ``seconds`` have passed (validation included); the adapted
-  weights are kept only when the held-out L1 fell, otherwise the base model runs.
+- Budget: steps run until ``seconds`` have passed (validation included). Every
+  ``CHECK_EVERY`` steps the held-out L1 is measured and the best weights so far kept
+  (early stopping: on a small scene the steps soon overfit its few patches; measured
+  on a SpaceNet-6 tile, 340 steps without it lowered Q2n from 0.880 to 0.872); the
+  adapted weights are kept only when the held-out L1 fell, otherwise the base model runs.
 - The result is an ordinary ``.safetensors`` file whose metadata names the base model
   (file name and SHA-256) and the scene (``scene_hash``: a hash of the inputs' sizes and
   a decimated read of their pixels), so a rerun on the same scene finds it in the cache
@@ -46,6 +49,7 @@ DEFAULT_SECONDS = 120.0
 VAL_FRACTION = 0.2
 CACHE_ENV = "DIFFUSION_PANSHARPENING_CACHE"
 ADAPTABLE = ("fose", "ksdiff", "e2e", "dm1")
+CHECK_EVERY = 25  # steps between held-out checks (early stopping)
 
 
 @dataclass
@@ -184,8 +188,15 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
     dev = deep.device
     tensors = [torch.from_numpy(a).to(dev) for a in arrays]
     net = deep.model
-    val_loss = lambda: _loss(net, deep, tensors, val_idx, gen, dev, train=False, projection=projection)
+    def val_loss() -> float:  # the same noise every time: comparable values
+        net.eval()
+        value = _loss(net, deep, tensors, val_idx, torch.Generator().manual_seed(seed + 1), dev,
+                      train=False, projection=projection)
+        net.train()
+        return value
+
     before = val_loss()
+    best, best_state = before, None
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     steps = 0
     budget_end = start + seconds
@@ -200,10 +211,19 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         steps += 1
+        if steps % CHECK_EVERY == 0 or steps == max_steps:  # early stopping on the held-out patches
+            value = val_loss()
+            if value < best:
+                best, best_state = value, {k: v.detach().clone() for k, v in net.state_dict().items()}
         if progress is not None:
             progress(min(1.0, (time.perf_counter() - start) / seconds))
+    value = val_loss()
+    if value < best:
+        best, best_state = value, None
+    elif best_state is not None:
+        net.load_state_dict(best_state)
     net.eval()
-    after = val_loss()
+    after = best
     path = None
     if after < before and target is not None:
         meta = read_metadata(base_weights)

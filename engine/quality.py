@@ -293,7 +293,7 @@ def q_index(a, b, block: int = 32, sliding: bool = False) -> float:
     ``D_lambda.m`` / ``D_s.m`` compute it (``blockproc`` + ``uqi``); rows/columns
     beyond the last whole block are left out (project choice; blockproc would score
     the partial blocks). ``sliding=True`` gives Wang-Bovik's sliding window (one
-    window per position, ``uniform_filter``); DESIGN.md section 3 asks for that, but
+    window per position, ``uniform_filter``); the design brief asked for that, but
     the toolbox's D_lambda and D_s use distinct blocks, so they do here. Ideal 1.
     """
     a = np.asarray(a, dtype=np.float64)

@@ -115,7 +115,7 @@ def _interp23tap_reach(ratio: int) -> int:
 def upsample(ms: np.ndarray, ratio: int) -> np.ndarray:
     """Upsample MS to the PAN grid: interp23tap for ratios 2, 4, 8, bicubic otherwise.
 
-    This is the literature's standard choice (DESIGN.md section 1: interp23tap for
+    This is the literature's standard choice (docs/design.md: interp23tap for
     power-of-two ratios, bicubic as the fallback).
     """
     ratio = _check_ratio(ratio)

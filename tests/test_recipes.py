@@ -52,7 +52,7 @@ def test_tiny_vhr4_recipe_writes_weights_cards_and_quality_page(vhr4_tiny):
         assert reduced["gsa"][2] == pytest.approx(results["reduced"]["gsa"]["Q2n"], abs=1e-4)
         assert "parameters" in card and "latency" in card.lower()
         assert "Where it does not beat" in card
-    doc = (out / "docs" / "quality.md").read_text()
+    doc = (out / "docs" / "heldout.md").read_text()
     assert "## vhr4" in doc and "quality-vhr4.png" in doc
     assert (out / "docs" / "quality-vhr4.png").stat().st_size > 10_000
 

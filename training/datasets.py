@@ -3,11 +3,11 @@
 Every source ends as a :class:`PatchSet`: normalised float32 arrays ``gt``, ``lms``
 (B, 64, 64), ``ms`` (B, 16, 16) and ``pan`` (1, 64, 64) per patch (ratio 4), plus the
 scale that normalised them. Real pairs are turned into patches by Wald's protocol
-(DESIGN.md 1, "Training data"): the MS is the ground truth; PAN and MS are degraded by
+(docs/design.md, "Training data"): the MS is the ground truth; PAN and MS are degraded by
 the ratio with the sensor's MTF (``engine.mtf.wald_degrade``) and the degraded MS is
 upsampled with ``engine.upsample.upsample`` into the LMS.
 
-Region split (project choice, DESIGN.md is silent): the right-most strip of MS columns
+Region split (project choice): the right-most strip of MS columns
 (``val_fraction`` of the width, rounded to a multiple of the ratio) is validation, the
 rest is training. The scene is cut into the two regions BEFORE degradation, and each
 region is degraded on its own (replicate borders), so not even the MTF filter's
@@ -40,7 +40,7 @@ import torch
 
 from ..engine.errors import PansharpenError
 
-#: DESIGN.md 1, "Common conventions": 11-bit sensors use 2047, GaoFen-2 1023.
+#: docs/design.md, "Common conventions": 11-bit sensors use 2047, GaoFen-2 1023.
 SENSOR_SCALES = {"WV2": 2047.0, "WV3": 2047.0, "QB": 2047.0, "IKONOS": 2047.0,
                  "GE1": 2047.0, "GF2": 1023.0}
 

@@ -1,4 +1,4 @@
-"""Fose's four training stages (DESIGN.md 1.1), each a small function of a :class:`Run`.
+"""Fose's four training stages (docs/design.md, Fose), each a small function of a :class:`Run`.
 
 1. ``stage1``: the teacher ``dm50``, x0-prediction diffusion loss on the scaled
    residual s * (HRMS - LMS): t uniform in [0, T), x_t = q_sample(r, t, noise),

@@ -1,4 +1,4 @@
-"""KSDiff's two training stages (DESIGN.md 1.2), each a small function of a :class:`Run`.
+"""KSDiff's two training stages (docs/design.md, KSDiff), each a small function of a :class:`Run`.
 
 1. ``stage1``: PLFE1 + kernel generator + backbone with L1 between the HRMS made
    with the prior z0 = PLFE1(PAN, LMS, HRMS) and the ground truth. PLFE2 and the

@@ -103,7 +103,7 @@ class Run:
         return list(names) if names else [f"band{i + 1}" for i in range(self.bands)]
 
     def metadata(self, architecture: str, config, quality: dict | None) -> dict:
-        """The weights file's metadata (DESIGN.md 4), via engine.models.build_metadata."""
+        """The weights file's metadata (docs/design.md), via engine.models.build_metadata."""
         from ..engine.models import build_metadata
 
         meta = build_metadata(

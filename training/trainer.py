@@ -410,7 +410,7 @@ def validate(predict: Callable[[dict], torch.Tensor], data: PatchSet, batch: int
 
     Predictions (mapped back first when the patches are scene-normalised) are clipped
     to [0, 1] (the sensor's range; project choice) and de-normalised by the data's scale: the indices work on digital numbers
-    (DESIGN.md 3). No border is cut: patches are only 64 pixels wide."""
+    (docs/design.md). No border is cut: patches are only 64 pixels wide."""
     from ..engine.quality import reduced_indices
 
     if data.gt is None:

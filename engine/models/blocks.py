@@ -2,7 +2,7 @@
 padding to a network's multiple.
 
 Content-adaptive convolution (project design, "in the spirit of LAGConv/CANConv",
-DESIGN.md 1.1). LAGConv (Jin et al., AAAI 2022) re-weights every kernel per pixel from
+docs/design.md, Fose). LAGConv (Jin et al., AAAI 2022) re-weights every kernel per pixel from
 the local patch; CANConv (Duan et al., CVPR 2024) clusters pixels by content and gives
 each cluster its own kernel. Ours is a soft, per-pixel version of the cluster idea that
 keeps the cost near that of a plain convolution:

@@ -2,7 +2,7 @@
 
 Both methods use the same machinery: Fose's teacher diffuses the residual image
 HRMS - LMS, KSDiff diffuses a small latent prior z. Everything here is written for
-"x0 prediction" (the network returns the clean sample, DESIGN.md 1.1 and 1.2).
+"x0 prediction" (the network returns the clean sample, docs/design.md).
 
 References
 - Cosine schedule: Nichol & Dhariwal, "Improved DDPM" (2021), eq. 17:

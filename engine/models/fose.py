@@ -1,6 +1,6 @@
 """Fose (arXiv 2512.17202): one-step diffusion fused with an end-to-end network.
 
-All the pieces of the four training stages live here (DESIGN.md 1.1):
+All the pieces of the four training stages live here (docs/design.md, Fose):
 
 - stage 1 trains :class:`ResidualDenoiser` (``dm50``, the teacher): x0-prediction
   denoiser of the residual r = HRMS - LMS, cosine schedule, T = 1000, sampled with

@@ -2,7 +2,7 @@
 
 Diffusion does not generate pixels: it generates a small latent prior z (N tokens x
 C_z) from which a kernel generator makes the convolution kernels of an ordinary
-one-pass U-Net, W1 = W0 (.) W (DESIGN.md 1.2). Inference: PLFE2 -> DDIM on z (a few
+one-pass U-Net, W1 = W0 (.) W (docs/design.md, KSDiff). Inference: PLFE2 -> DDIM on z (a few
 steps on a tiny tensor) -> kernel generator -> backbone. Training (``training/``):
 stage 1 trains PLFE1 + kernel generator + backbone with L1 on the output
 (``KSDiff.forward(..., hrms=gt)``); stage 2 trains :class:`LatentDenoiser` and PLFE2

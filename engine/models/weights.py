@@ -1,4 +1,4 @@
-"""Weights files: ``.safetensors`` with metadata, never pickle (DESIGN.md 4).
+"""Weights files: ``.safetensors`` with metadata, never pickle (docs/design.md).
 
 A weights file must not be able to run code, so loading never calls ``torch.load``
 and never unpickles: the file's header is checked to be a safetensors header before

@@ -1,4 +1,4 @@
-"""Model cards (``<family>-<arch>.md``), the held-out picture, and ``docs/quality.md``.
+"""Model cards (``<family>-<arch>.md``), the held-out picture, and ``docs/heldout.md``.
 
 Everything here is written from the recipe's results dictionary (also saved as
 ``<family>-quality.json`` beside the weights), so the cards and the quality page can
@@ -130,7 +130,7 @@ def card(results: dict, arch: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-GENERALISATION = Path(__file__).resolve().parents[2] / "docs" / "generalisation.json"
+GENERALISATION = Path(__file__).resolve().parents[2] / "docs" / "quality.json"
 
 
 def loso_section(family: str, arch: str, path: Path = GENERALISATION) -> list[str]:
@@ -139,8 +139,8 @@ def loso_section(family: str, arch: str, path: Path = GENERALISATION) -> list[st
     rows = [r for r in json.loads(path.read_text()) if r["family"] == family] if path.exists() else []
     lines = ["## Quality on scenes no training run saw (leave one scene out)", ""]
     if not rows:
-        return lines + ["Not measured yet: run `benchmarks/generalisation.py --train` (docs/generalisation.md).", ""]
-    lines += [f"From `docs/generalisation.md`: for each scene, {arch} of the family trained on the family's "
+        return lines + ["Not measured yet: run `benchmarks/generalisation.py --train` (docs/quality.md).", ""]
+    lines += [f"From `docs/quality.md`: for each scene, {arch} of the family trained on the family's "
               "other scenes, scored on the left-out one (Landsat-8: the strip held out of its one scene). "
               "Best other = the best of the classical methods, GDAL and OTB on that index.", "",
               "| left out | bits | Q2n | SAM | ERGAS | HQNR | best other Q2n / SAM / ERGAS / HQNR |",
@@ -195,7 +195,7 @@ def picture(images: dict, rgb: tuple[int, int, int], path: Path, window: int = 2
 
 
 def quality_doc(weights_dir: Path, docs_dir: Path) -> Path:
-    """``docs/quality.md``: every family's tables (from ``<family>-quality.json``) and
+    """``docs/heldout.md``: every family's tables (from ``<family>-quality.json``) and
     picture (``docs/quality-<family>.png``)."""
     parts = ["# Quality of the shipped models", "",
              "Measured by `training/recipes/run.py` on a region of each training scene held "
@@ -223,6 +223,6 @@ def quality_doc(weights_dir: Path, docs_dir: Path) -> Path:
                           f"(quality-{fam}.png)", ""]
         parts.append("")
     docs_dir.mkdir(parents=True, exist_ok=True)
-    out = docs_dir / "quality.md"
+    out = docs_dir / "heldout.md"
     out.write_text("\n".join(parts))
     return out

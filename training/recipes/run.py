@@ -16,7 +16,7 @@ write into ``--out`` (default ``resources/weights``)::
     <family>-quality.json                            everything measured
 
 and into ``--docs`` (default ``docs``, or ``OUT/docs`` when ``--out`` is given)
-``quality-<family>.png`` and ``quality.md`` (all families found in ``--out``).
+``quality-<family>.png`` and ``heldout.md`` (all families found in ``--out``).
 Training runs live in ``--work`` (default ``.build/recipes/<family>-<config>``, or
 ``OUT/runs/<family>``); an interrupted run continues from its checkpoints.
 """
@@ -278,8 +278,37 @@ def recipe_run(family_name: str, config_name: str, out: Path, work: Path, docs: 
     fused["pan"] = held.pan[:some.shape[1], :some.shape[2]]
     cards.picture(fused, tuple(recipe["family"]["rgb"]), docs / f"quality-{family.name}.png")
     cards.quality_doc(out, docs)
-    say(f"wrote {out}/{family.name}-*.safetensors, cards and {docs}/quality.md")
+    say(f"wrote {out}/{family.name}-*.safetensors, cards and {docs}/heldout.md")
     return results
+
+
+def rescore(out: Path, family_name: str, work: Path) -> None:
+    """Score the shipped models of ``out`` on their recipe's held-out strip again with the
+    engine as it is now (e.g. after an inference change), and write the results into the
+    saved results, the weights' quality metadata, the cards and heldout.md."""
+    from safetensors.torch import load_file, save_file
+
+    from diffusion_pansharpening.engine.evaluate import Pair
+    from diffusion_pansharpening.engine.raster_io import normalise_sensor
+    from diffusion_pansharpening.engine.families import read_metadata
+
+    saved = out / f"{family_name}-quality.json"
+    results = json.loads(saved.read_text())
+    recipe = load_recipe(family_name)
+    scene, _, _ = scene_parts(recipe, data_settings(recipe, results["config"]), work, None)
+    cut, r = results["heldout_columns"][0], scene.ratio
+    held = Pair(scene.pan[:, cut * r:].astype(np.float32), scene.ms[:, :, cut:].astype(np.float32),
+                r, scene.scale, normalise_sensor(scene.sensor))
+    weights = {arch: str(out / f"{family_name}-{arch}.safetensors") for arch in EXPORTED}
+    reports, _ = heldout.score(held, weights)
+    results["reduced"] = heldout.rows(reports["reduced"], heldout.REDUCED_KEYS)
+    results["full"] = heldout.rows(reports["full"], heldout.FULL_KEYS)
+    results["seconds"] = {k: v["seconds"] for k, v in reports["full"]["methods"].items()}
+    saved.write_text(json.dumps(results, indent=2))
+    for arch, path in weights.items():
+        meta = read_metadata(path)
+        meta["quality"] = json.dumps(quality_metadata(results, arch))
+        save_file(load_file(path), path, metadata=meta)
 
 
 def rewrite_cards(out: Path, family_name: str) -> None:
@@ -300,12 +329,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="cpu", help="training config: cpu (shipped) or tiny (smoke)")
     p.add_argument("--out", default=None, help="weights and cards folder (default resources/weights)")
     p.add_argument("--work", default=None, help="training runs folder")
-    p.add_argument("--docs", default=None, help="folder of quality.md and its pictures")
+    p.add_argument("--docs", default=None, help="folder of heldout.md and its pictures")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
     p.add_argument("--docs-only", action="store_true",
-                   help="no training: rewrite the family's cards (with the recipe's [notes]) and quality.md from --out")
+                   help="no training: rewrite the family's cards (with the recipe's [notes]) and heldout.md from --out")
     p.add_argument("--leave-out", default=None, metavar="SCENE",
                    help="train without this scene of the recipe's [data] scenes (leave-one-scene-out)")
+    p.add_argument("--rescore", action="store_true",
+                   help="no training: score the models in --out on the held-out strip again, then rewrite the cards")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -317,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work) if args.work else (
         out / "runs" / args.family if args.out else ROOT / ".build" / "recipes" / f"{args.family}-{args.config}")
     try:
-        if args.docs_only:
+        if args.docs_only or args.rescore:
+            if args.rescore:
+                rescore(out, args.family, work)
             rewrite_cards(out, args.family)
             print(cards.quality_doc(out, docs))
             return 0

@@ -1,0 +1,95 @@
+"""What scene adaptation (engine/adapt.py) gains against its time budget, honestly.
+
+    .venv/bin/python benchmarks/adaptation.py --family vhr4 --weights DIR --scenes wv2,spacenet6 \
+        [--budgets 30,60,120] [--archs fose,ksdiff] [--out docs/adaptation.md]
+
+For each scene (``training/recipes/scenes.py``), with models from ``--weights DIR``
+(``DIR/<arch>.safetensors``, or ``DIR/<family>-<arch>.safetensors``) that never saw it:
+
+- reduced resolution: the scene is degraded once by Wald's protocol and that is all the
+  adaptation sees (it degrades it once more to make its training pairs); the adapted
+  model sharpens the degraded scene and is scored against the scene's MS (Q2n, SAM,
+  ERGAS);
+- full resolution: adaptation on the scene as it is, scored without reference (HQNR).
+
+Beside them: the base model and the best classical method on the same input. Each
+budget adapts from the base model again (no reuse).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import generalisation as g  # noqa: E402
+
+from diffusion_pansharpening.engine import adapt, quality  # noqa: E402
+from diffusion_pansharpening.engine.evaluate import FULL_BORDER, Pair, sharpen_arrays  # noqa: E402
+from diffusion_pansharpening.engine.mtf import wald_degrade  # noqa: E402
+
+
+def weights_file(folder: Path, family: str, arch: str) -> str:
+    for name in (f"{arch}.safetensors", f"{family}-{arch}.safetensors"):
+        if (folder / name).exists():
+            return str(folder / name)
+    raise SystemExit(f"no {arch} weights in {folder}")
+
+
+def scores(fused, pair: Pair, reference, protocol: str) -> dict:
+    if protocol == "reduced":
+        return quality.reduced_indices(fused, reference, pair.ratio)
+    return quality.full_indices(fused, pair.pan, pair.ms, pair.ratio, pair.sensor, border=FULL_BORDER)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--family", default="vhr4")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--scenes", default="wv2,spacenet6")
+    p.add_argument("--budgets", default="30,60,120")
+    p.add_argument("--archs", default="fose,ksdiff")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    folder = Path(args.weights)
+    lines = ["| scene | protocol | model | budget s | steps | Q2n | SAM | ERGAS | HQNR |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    tmp = Path(tempfile.mkdtemp())
+    for name in args.scenes.split(","):
+        label, pair = next((lab, it) for lab, it in g.test_items(args.family, name) if isinstance(it, Pair))
+        r, unit = pair.ratio, pair.ratio ** 2
+        h, w = (n // unit * unit for n in pair.pan.shape)
+        pair = Pair(pair.pan[:h, :w], pair.ms[:, :h // r, :w // r], r, pair.scale, pair.sensor)
+        pan_lr, ms_lr = wald_degrade(pair.pan, pair.ms, r, pair.sensor)
+        reduced = Pair(pan_lr.astype(np.float32), ms_lr.astype(np.float32), r, pair.scale, pair.sensor)
+        for protocol, data, ref in (("reduced", reduced, pair.ms), ("full", pair, None)):
+            def row(model, budget, steps, fused):
+                s = scores(fused, data, ref, protocol)
+                cells = [f"{s[k]:.4f}" if k in s else "-" for k in ("Q2n", "SAM", "ERGAS", "HQNR")]
+                lines.append(f"| {name} ({label}) | {protocol} | {model} | {budget} | {steps} | " + " | ".join(cells) + " |")
+                print(lines[-1], flush=True)
+
+            for m in ("gsa", "mtf-glp-hpm"):
+                row(m, "-", "-", sharpen_arrays(data, m))
+            for arch in args.archs.split(","):
+                base = weights_file(folder, args.family, arch)
+                row(f"{arch} base", 0, 0, sharpen_arrays(data, arch, weights=base, device="cpu"))
+                for budget in (float(b) for b in args.budgets.split(",")):
+                    start = time.perf_counter()
+                    out = tmp / f"{name}-{protocol}-{arch}-{budget:.0f}.safetensors"
+                    result = adapt.adapt(None, base, seconds=budget, device="cpu", sample=data, out=str(out))
+                    fused = sharpen_arrays(data, arch, weights=result.path or base, device="cpu")
+                    row(f"{arch} adapted{'' if result.path else ' (not kept)'}",
+                        f"{budget:.0f} ({time.perf_counter() - start:.0f} wall)", result.steps, fused)
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
