@@ -101,6 +101,17 @@ def train_fold(family: str, left_out: str, folder: Path, config_name: str) -> No
                                                   "training_seconds": seconds}, indent=2))
 
 
+def fold_note(family: str, left_out: str, work: Path) -> str:
+    """What the report says about the models of a fold (fold.json's note, if any)."""
+    if family == "landsat8":
+        return "One Landsat-8 scene: scored on the strip its shipped models never saw in training."
+    path = work / f"{family}-minus-{left_out}" / "fold.json"
+    info = json.loads(path.read_text()) if path.exists() else {}
+    if info.get("note"):
+        return f"Models: {info['note']}."
+    return f"Models: trained on {', '.join(info.get('scenes', []))} ({info.get('patches', '?')} patches)." if info else ""
+
+
 # ---------------------------------------------------------------- scenes to score
 
 def test_items(family: str, name: str) -> list[tuple[str, object]]:
@@ -330,6 +341,8 @@ def main(argv=None) -> int:
     work = Path(args.work)
     json_path = Path(args.json or Path(args.out).with_suffix(".json"))
     results = [] if args.fresh or not json_path.exists() else json.loads(json_path.read_text())
+    for r in results:  # rows saved before their folds' notes were recorded
+        r["note"] = r.get("note") or fold_note(r["family"], r["scene"], work)
     for family in args.families.split(","):
         names = scenes.family_scenes(family)
         for name in names:
@@ -351,8 +364,7 @@ def main(argv=None) -> int:
                     results.append({"family": family, "scene": name, "part": label,
                                     "bits": "11-bit" if bits == "11" else "8-bit", "scores": scores,
                                     "auto": list(auto.choices), "adapt_log": list(adapted.log),
-                                    "note": ("One Landsat-8 scene: scored on the strip its shipped models "
-                                             "never saw in training.") if family == "landsat8" else ""})
+                                    "note": fold_note(family, name, work)})
                     print(f"{family} / {name} / {label} / {bits}-bit: {time.perf_counter() - start:.0f} s",
                           file=sys.stderr, flush=True)
                     Path(args.out).write_text(markdown(results))

@@ -50,6 +50,7 @@ VAL_FRACTION = 0.2
 CACHE_ENV = "DIFFUSION_PANSHARPENING_CACHE"
 ADAPTABLE = ("fose", "ksdiff", "e2e", "dm1")
 CHECK_EVERY = 25  # steps between held-out checks (early stopping)
+MIN_PATCHES = 8  # training patches (apart from the held-out strip) below which a scene is too small
 
 
 @dataclass
@@ -120,7 +121,7 @@ def scene_patches(sample, kind: str):
     gt = sample.ms[:, :h, :w]
     pan_lr, ms_lr = wald_degrade(sample.pan[:h * r, :w * r], gt, r, sample.sensor)
     lms = upsample(ms_lr, r)
-    patch = min(PATCH, min(h, w) // (2 * r) * (2 * r))  # small scenes: smaller patches
+    patch = min(PATCH, min(h, w) // 2 // (2 * r) * (2 * r))  # small scenes: smaller patches
     if patch < 4 * r:
         raise PansharpenError("the scene is too small to adapt a model on: it needs at least "
                               f"{16 * r * r} PAN pixels a side")
@@ -140,6 +141,19 @@ def scene_patches(sample, kind: str):
             cols.append(x)
     stack = lambda i, f: f(np.stack([it[i] for it in items]).astype(np.float32))
     return (stack(0, n_ms), stack(1, n_ms), stack(2, n_ms), stack(3, n_pan)), np.asarray(cols)
+
+
+def split_patches(cols: np.ndarray, patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out, training) patch indices: held out are those starting in the right-most
+    ``VAL_FRACTION`` of the columns, training those ENDING before that strip begins (no
+    pixel in both: overlapping patches would make the held-out loss fall with
+    overfitting). Too few of either: the scene is too small to adapt on."""
+    cut = np.quantile(cols, 1.0 - VAL_FRACTION)
+    val_idx, train_idx = np.nonzero(cols >= cut)[0], np.nonzero(cols + patch <= cut)[0]
+    if len(train_idx) < MIN_PATCHES or len(val_idx) < 2:
+        raise PansharpenError(f"the scene gives {len(train_idx)} training patches, fewer than the "
+                              f"{MIN_PATCHES} adaptation needs not to overfit: sharpen it without --adapt")
+    return val_idx, train_idx
 
 
 def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: str = "auto",
@@ -181,10 +195,7 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
 
         ops = separable_operators(gains_for(sample.sensor, deep.bands), sample.ratio, arrays[0].shape[-1])
         projection = tuple(torch.from_numpy(o).to(deep.device) for o in ops)
-    cut = np.quantile(cols, 1.0 - VAL_FRACTION)
-    val_idx, train_idx = np.nonzero(cols >= cut)[0], np.nonzero(cols < cut)[0]
-    if len(train_idx) == 0 or len(val_idx) == 0:
-        val_idx = train_idx = np.arange(len(cols))
+    val_idx, train_idx = split_patches(cols, arrays[0].shape[-1])
     dev = deep.device
     tensors = [torch.from_numpy(a).to(dev) for a in arrays]
     net = deep.model

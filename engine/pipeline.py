@@ -11,7 +11,7 @@ import numpy as np
 from osgeo import gdal
 
 from .classical import CLASSICAL
-from .errors import PansharpenError
+from .errors import Cancelled, PansharpenError
 from .families import choose_model
 from .methods import prepare
 from .raster_io import PairInfo, RasterPair, Window
@@ -145,8 +145,13 @@ def _adapt(pair: RasterPair, name: str, weights, request: SharpenRequest, progre
 
     base = weights or shipped_weights_for(name, pair.ratio, pair.bands, pair.sensor)
     half = (lambda f: progress(0.5 * f)) if progress is not None else None
-    result = adapt.adapt(pair, base, seconds=float(request.adapt), device=request.device,
-                         progress=half, cancelled=cancelled)
+    try:
+        result = adapt.adapt(pair, base, seconds=float(request.adapt), device=request.device,
+                             progress=half, cancelled=cancelled)
+    except Cancelled:
+        raise
+    except PansharpenError as exc:  # e.g. a scene too small to adapt on: the base model runs
+        return base, f"Not adapted: {exc}."
     return (result.path or base), result.summary()
 
 
