@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import generalisation as g  # noqa: E402
 
 from diffusion_pansharpening.engine import adapt, quality  # noqa: E402
+from diffusion_pansharpening.engine.errors import PansharpenError  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import FULL_BORDER, Pair, sharpen_arrays  # noqa: E402
 from diffusion_pansharpening.engine.mtf import wald_degrade  # noqa: E402
 
@@ -80,7 +81,11 @@ def main(argv=None) -> int:
                 for budget in (float(b) for b in args.budgets.split(",")):
                     start = time.perf_counter()
                     out = tmp / f"{name}-{protocol}-{arch}-{budget:.0f}.safetensors"
-                    result = adapt.adapt(None, base, seconds=budget, device="cpu", sample=data, out=str(out))
+                    try:
+                        result = adapt.adapt(None, base, seconds=budget, device="cpu", sample=data, out=str(out))
+                    except PansharpenError as exc:  # too small a scene: the base model runs
+                        print(f"{name} {protocol} {arch}: {exc}", flush=True)
+                        break
                     fused = sharpen_arrays(data, arch, weights=result.path or base, device="cpu")
                     row(f"{arch} adapted{'' if result.path else ' (not kept)'}",
                         f"{budget:.0f} ({time.perf_counter() - start:.0f} wall)", result.steps, fused)

@@ -121,7 +121,7 @@ def scene_patches(sample, kind: str):
     gt = sample.ms[:, :h, :w]
     pan_lr, ms_lr = wald_degrade(sample.pan[:h * r, :w * r], gt, r, sample.sensor)
     lms = upsample(ms_lr, r)
-    patch = min(PATCH, min(h, w) // 2 // (2 * r) * (2 * r))  # small scenes: smaller patches
+    patch = min(PATCH, min(h, w) // 3 // (2 * r) * (2 * r))  # small scenes: smaller patches
     if patch < 4 * r:
         raise PansharpenError("the scene is too small to adapt a model on: it needs at least "
                               f"{16 * r * r} PAN pixels a side")
