@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -36,12 +35,7 @@ def make_wheel(folder: Path, version: str = "1.0") -> Path:
     return path
 
 
-def wait_for(installer, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not installer.done and time.monotonic() < deadline:
-        QCoreApplication.processEvents()
-        time.sleep(0.02)
-    assert installer.done, "pip did not finish in time"
+from test_plugin_gui import wait_for  # noqa: E402  (spins the event loop until .done)
 
 
 @pytest.fixture
