@@ -142,7 +142,9 @@ def loso_section(family: str, arch: str, path: Path = GENERALISATION) -> list[st
         return lines + ["Not measured yet: run `benchmarks/generalisation.py --train` (docs/quality.md).", ""]
     lines += [f"From `docs/quality.md`: for each scene, {arch} of the family trained on the family's "
               "other scenes, scored on the left-out one (Landsat-8: the strip held out of its one scene). "
-              "Best other = the best of the classical methods, GDAL and OTB on that index.", "",
+              "Best other = the best of the classical methods, GDAL and OTB on that index. Which models "
+              "each row used (a fold trained for it, or round 1's models where no fold was trained) is said "
+              "in docs/quality.md.", "",
               "| left out | bits | Q2n | SAM | ERGAS | HQNR | best other Q2n / SAM / ERGAS / HQNR |",
               "|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
