@@ -150,7 +150,7 @@ def _adapt(pair: RasterPair, name: str, weights, request: SharpenRequest, progre
                              progress=half, cancelled=cancelled)
     except Cancelled:
         raise
-    except PansharpenError as exc:  # e.g. a scene too small to adapt on: the base model runs
+    except (PansharpenError, RuntimeError, MemoryError) as exc:  # e.g. too small a scene: the base model runs
         return base, f"Not adapted: {exc}."
     return (result.path or base), result.summary()
 
@@ -163,7 +163,7 @@ def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenReq
     try:
         verdict = guard.check(pair, name, weights, device=request.device, half=request.half,
                               prepare_method=prepare_method, consistent=request.consistent)
-    except PansharpenError as exc:
+    except (PansharpenError, RuntimeError, ValueError, MemoryError) as exc:  # optional: never fatal
         return name, weights, f"Not checked against the classical methods ({exc})."
     if not auto and verdict.method != name:
         return name, weights, (f"Warning: {verdict.summary()}: {verdict.method} would be better "
