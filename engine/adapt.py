@@ -105,8 +105,9 @@ def scene_hash(pair) -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_path(pair, base_weights: str) -> Path:
-    return cache_dir() / f"{scene_hash(pair)}-{file_sha256(base_weights)[:12]}-{Path(base_weights).stem}.safetensors"
+def cache_path(scene: str, base_sha256: str, base_weights: str) -> Path:
+    """The cache file of ``base_weights`` adapted to the scene hashed ``scene``."""
+    return cache_dir() / f"{scene}-{base_sha256[:12]}-{Path(base_weights).stem}.safetensors"
 
 
 def scene_patches(sample, kind: str):
@@ -174,7 +175,9 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
 
     if seconds <= 0:
         raise PansharpenError(f"the adaptation budget must be a positive number of seconds, got {seconds}")
-    target = Path(out) if out else (cache_path(pair, base_weights) if pair is not None else None)
+    scene = scene_hash(pair) if pair is not None else "in-memory sample"
+    base_sha256 = file_sha256(base_weights)
+    target = Path(out) if out else (cache_path(scene, base_sha256, base_weights) if pair is not None else None)
     if reuse and target is not None and target.exists() and out is None:
         return Adapted(str(target), base_weights, 0, 0.0, 0.0, 0.0, reused=True)
     start = time.perf_counter()
@@ -238,8 +241,8 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
     path = None
     if after < before and target is not None:
         meta = read_metadata(base_weights)
-        meta.update({"adapted_from": Path(base_weights).name, "adapted_from_sha256": file_sha256(base_weights),
-                     "scene_hash": scene_hash(pair) if pair is not None else "in-memory sample",
+        meta.update({"adapted_from": Path(base_weights).name, "adapted_from_sha256": base_sha256,
+                     "scene_hash": scene,
                      "adaptation": json.dumps({"seconds": round(time.perf_counter() - start, 1), "steps": steps,
                                                "heldout_l1_before": before, "heldout_l1_after": after})})
         target.parent.mkdir(parents=True, exist_ok=True)

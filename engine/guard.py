@@ -60,7 +60,7 @@ def content_window(pair, size: int = SAMPLE) -> tuple[int, int, int, int]:
     ratio^2 a side, on whole MS pixels, fully valid, with the most PAN detail."""
     r = pair.ratio
     win = pair.window
-    py, px = pair.ms_phase[1], pair.ms_phase[0]
+    px, py = pair.ms_phase
     y_first, x_first = (r - py) % r, (r - px) % r  # first row/col starting an MS pixel
     unit = r * r
     h = min(size, (win.height - y_first) // unit * unit)

@@ -46,6 +46,18 @@ def wheels(tmp_path):
     return folder
 
 
+def offline_install(version, wheels, target, results, lines=None):
+    """A started ``PipInstall`` of the probe wheel from ``wheels`` only (no index)."""
+    from diffusion_pansharpening.plugin.core.installer import PipInstall
+
+    installer = PipInstall([f"{NAME}=={version}"], ["--no-index", "--find-links", str(wheels)], str(target))
+    installer.finished.connect(lambda ok, message: results.append((ok, message)))
+    if lines is not None:
+        installer.line.connect(lines.append)
+    installer.start()
+    return installer
+
+
 @pytest.fixture
 def clean_import():
     yield
@@ -54,15 +66,9 @@ def clean_import():
 
 
 def test_pip_installs_into_the_plugins_folder_which_then_imports(qgis_app, wheels, tmp_path, clean_import):
-    from diffusion_pansharpening.plugin.core.installer import PipInstall
-
     target = tmp_path / "plugin_packages"
     results, lines = [], []
-    installer = PipInstall([f"{NAME}==1.0"], ["--no-index", "--find-links", str(wheels)], str(target))
-    installer.finished.connect(lambda ok, message: results.append((ok, message)))
-    installer.line.connect(lines.append)
-    installer.start()
-    wait_for(installer)
+    wait_for(offline_install("1.0", wheels, target, results, lines))
     assert results == [(True, f"Installed {NAME}==1.0 into {target}.")]
     assert any("Successfully installed" in line for line in lines), lines
     assert (target / NAME / "__init__.py").is_file()
@@ -74,27 +80,18 @@ def test_pip_installs_into_the_plugins_folder_which_then_imports(qgis_app, wheel
 
 
 def test_a_failed_install_says_why_and_leaves_nothing(qgis_app, wheels, tmp_path, clean_import):
-    from diffusion_pansharpening.plugin.core.installer import PipInstall
-
     target = tmp_path / "plugin_packages"
     results = []
-    installer = PipInstall([f"{NAME}==9.9"], ["--no-index", "--find-links", str(wheels)], str(target))
-    installer.finished.connect(lambda ok, message: results.append((ok, message)))
-    installer.start()
-    wait_for(installer)
+    wait_for(offline_install("9.9", wheels, target, results))
     assert len(results) == 1 and not results[0][0]
     assert results[0][1].startswith("pip failed: ") and "9.9" in results[0][1]
     assert not target.exists() and not Path(str(target) + ".installing").exists()
 
 
 def test_cancel_kills_pip_and_installs_nothing(qgis_app, wheels, tmp_path, clean_import):
-    from diffusion_pansharpening.plugin.core.installer import PipInstall
-
     target = tmp_path / "plugin_packages"
     results = []
-    installer = PipInstall([f"{NAME}==1.0"], ["--no-index", "--find-links", str(wheels)], str(target))
-    installer.finished.connect(lambda ok, message: results.append((ok, message)))
-    installer.start()
+    installer = offline_install("1.0", wheels, target, results)
     installer.cancel()
     wait_for(installer)
     assert results == [(False, "Cancelled: nothing was installed.")]
