@@ -8,10 +8,11 @@ BUILD := $(ROOT)/.build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-scipy \
 	python3-h5py python3-venv xvfb
-PIP_PACKAGES := torch==2.13.0 safetensors==0.7.0 pytest==8.3.3 pytest-qgis==5.0.2 'dask[distributed]==2026.8.0' distributed==2026.8.0 hypothesis==6.170.17
+# the same pins as pyproject.toml's optional dependencies (torch, dask, test)
+PIP_PACKAGES := torch==2.13.0 safetensors==0.7.0 pytest==8.3.3 pytest-qgis==5.0.2 'dask[distributed]==2026.8.0' distributed==2026.8.0 hypothesis==6.170.17 onnxruntime==1.32.0 onnx==1.16.2 ml_dtypes==0.3.2
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: demo test install bench bench-quality clean package
+.PHONY: demo test test-fast install bench bench-quality clean package
 
 install: $(BUILD)/install.stamp
 
@@ -43,6 +44,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# The unit tests only (markers: tests/conftest.py): no QGIS, training, or long runs.
+test-fast: install
+	$(PY) -m pytest -q -m unit
 
 # The zip QGIS's Plugin Manager installs (Install from ZIP): dist/diffusion_pansharpening-<version>.zip
 package:

@@ -17,7 +17,8 @@ continues) and scored on the left-out scene:
 - against every classical method, GDAL's pansharpening (what ``gdal:pansharp`` runs),
   Orfeo Toolbox's BundleToPerfectSensor when ``otbcli_BundleToPerfectSensor`` is
   installed (``make bench`` installs it), the deep models without the consistency
-  projection ("raw"), and ``auto`` (the check of ``engine/guard.py`` on the input);
+  projection ("raw"), the teacher sampled in one step ("dm50 1-step", the naive baseline
+  of Fose's distillation), and ``auto`` (the check of ``engine/guard.py`` on the input);
 - with ``--adapt S``: ``fose`` and ``ksdiff`` adapted to the input for S seconds
   (``engine/adapt.py``; at reduced resolution they adapt on the degraded input only).
 
@@ -62,10 +63,10 @@ def fold_weights(family: str, left_out: str, work: Path, config: str, train: boo
     """Weights of the family trained without ``left_out`` (None when not trained and
     ``train`` is off). Landsat-8: the shipped models (one scene; its strip is held out)."""
     if family == "landsat8":
-        return {a: str(SHIPPED / f"landsat8-{a}.safetensors") for a in DEEP}
+        return {a: str(SHIPPED / f"landsat8-{a}.safetensors") for a in DEEP + ("dm50",)}
     folder = work / f"{family}-minus-{left_out}"
-    files = {a: str(folder / f"{a}.safetensors") for a in DEEP}
-    if all(Path(f).exists() for f in files.values()) and (folder / "fold.json").exists():
+    files = {a: str(folder / f"{a}.safetensors") for a in DEEP + ("dm50",)}
+    if all(Path(files[a]).exists() for a in DEEP) and (folder / "fold.json").exists():
         return files
     if not train:
         return None
@@ -180,11 +181,33 @@ def runners(weights: dict[str, str], adapt_seconds: float | None, work: Path) ->
         out["otb:bundle"] = otb_bundle
     for m in ("fose", "e2e", "ksdiff"):
         out[f"{m} raw"] = lambda p, m=m: sharpen_arrays(p, m, weights=weights[m], device="cpu", consistent=False)
+    if Path(weights["dm50"]).exists():
+        naive = one_step_teacher(weights["dm50"], work)
+        out["dm50 1-step"] = lambda p: sharpen_arrays(p, "dm50", weights=naive, device="cpu")
     out["auto"] = lambda p: auto(p, weights)
     if adapt_seconds:
         for m in ADAPTED:
             out[f"{m} adapted"] = lambda p, m=m: adapted(p, m, weights[m], adapt_seconds, work)
     return out
+
+
+def one_step_teacher(dm50: str, work: Path) -> str:
+    """The teacher's weights set to sample in ONE DDIM step: the naive one-step baseline
+    that Fose's distilled student (dm1) must beat (the paper's stage-2 claim)."""
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+
+    from diffusion_pansharpening.engine.families import read_metadata
+
+    meta = read_metadata(dm50)
+    config = json.loads(meta["config"])
+    config["sample_steps"] = 1
+    meta["config"] = json.dumps(config)
+    target = work / "teacher-1step" / f"{hashlib.sha256(dm50.encode()).hexdigest()[:16]}.safetensors"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file(load_file(dm50), str(target), metadata=meta)
+    return str(target)
 
 
 def auto(pair: Pair, weights: dict[str, str]) -> np.ndarray:
@@ -294,7 +317,8 @@ def markdown(results: list[dict]) -> str:
              "deep model here was trained WITHOUT the scene it is scored on (Landsat-8: one scene, "
              "its held-out strip). Reduced resolution: Wald's protocol on the scene; full resolution: "
              f"the scene as it is, border {FULL_BORDER} px. `mean_err`: band-mean error in %. "
-             "`raw`: without the consistency projection. `auto`: what `--method auto` runs after its "
+             "`raw`: without the consistency projection. `dm50 1-step`: the teacher sampled in one DDIM "
+             "step, the naive baseline the distilled `dm1` must beat. `auto`: what `--method auto` runs after its "
              "check. Best of each column in bold.", ""]
     for res in results:
         lines.append(f"## {res['family']}: left out {res['scene']} ({res['part']}), {res['bits']}")
@@ -338,6 +362,9 @@ def markdown(results: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    from osgeo import gdal
+
+    gdal.UseExceptions()  # a script of its own: GDAL errors raise (the engine scopes its own)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--families", default="vhr4,wv8,landsat8", help="comma-separated; '' renders the saved report")
     p.add_argument("--scenes", default=None, help="only these left-out scenes (comma-separated)")
@@ -373,6 +400,8 @@ def main(argv=None) -> int:
                     start = time.perf_counter()
                     scores = score_pair(data, methods) if isinstance(data, Pair) else score_patches(data, methods)
                     key = (family, name, label, "11-bit" if bits == "11" else "8-bit")
+                    if json_path.exists() and not args.fresh:  # keep rows another run wrote meanwhile
+                        results = json.loads(json_path.read_text())
                     results = [r for r in results if (r["family"], r["scene"], r["part"], r["bits"]) != key]
                     results.append({"family": family, "scene": name, "part": label,
                                     "bits": "11-bit" if bits == "11" else "8-bit", "scores": scores,

@@ -36,7 +36,17 @@ def write(results: dict, path: Path) -> None:
         parts.append(_memory(results["memory"]))
     if "qgis" in results:
         parts.append(_qgis(results["qgis"]))
+    if "classical" in results:
+        parts.append(_classical(results["classical"]))
     path.write_text("\n\n".join(parts) + "\n")
+
+
+def _classical(result: dict) -> str:
+    import classical_vs_gdal
+
+    if "runs" not in result:
+        return f"## {classical_vs_gdal.TITLE}\n\n{result.get('note', 'not run')}."
+    return classical_vs_gdal.markdown(result).rstrip("\n")
 
 
 def _header(results: dict) -> str:
@@ -54,7 +64,7 @@ def _header(results: dict) -> str:
         "Each tool runs with its own defaults (threads, memory); peers and the command line run as "
         "fresh processes, so their start-up is included; our methods' rows are `sharpen()` in-process "
         "(the QGIS-path table compares the three ways in). Our engine writes a tiled, DEFLATE-compressed "
-        "GeoTIFF (the compression is a second pass when the output is committed); GDAL and OTB write "
+        "GeoTIFF with internal overviews (compressed as it is written); GDAL and OTB write "
         "uncompressed GeoTIFFs by default, so their times include less writing work. Deep methods are timed only with real "
         "weights (shipped in `resources/weights/` or `--weights-dir`); otherwise the row says "
         "\"no weights\".")

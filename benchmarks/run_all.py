@@ -8,6 +8,8 @@ Sections (``--sections``, all by default; see ``main`` for the order they run in
   tiles       throughput against tile size (table and PNG plot)
   memory      peak RSS of one run at 2000, 8000 and 16000 PAN pixels a side (child process)
   qgis        the same job through qgis_process.bin, the ``pansharpen`` command and in-process
+  classical   brovey, gsa and mtf-glp-hpm against gdal_pansharpen.py as whole processes, same
+              output format, on a 4096 x 4096 4-band ratio-4 scene (``classical_vs_gdal``; 1024 with --quick)
 
     .venv/bin/python benchmarks/run_all.py [--size 8000] [--repeats 3] [--quick]
         [--scenes sample,landsat8,worldview2] [--sections ...] [--weights-dir DIR] [--out docs/benchmarks.md]
@@ -41,7 +43,7 @@ from measure import repeat  # noqa: E402
 from peers import PEERS, PeerFailed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("throughput", "ratios", "tiles", "memory", "qgis")
+SECTIONS = ("throughput", "ratios", "tiles", "memory", "qgis", "classical")
 SCENES = ("sample", "landsat8", "worldview2")
 
 
@@ -271,6 +273,20 @@ def qgis_overhead(args, methods, work: Path) -> list[dict]:
     return rows
 
 
+def classical_against_gdal(args, work: Path) -> dict:
+    """``classical_vs_gdal.measure``: our classical methods and gdal_pansharpen.py, whole processes."""
+    import classical_vs_gdal
+
+    if shutil.which("gdal_pansharpen.py") is None:
+        return {"note": "not run: gdal_pansharpen.py is not installed (Debian: gdal-bin)"}
+    log("classical methods against gdal_pansharpen.py")
+    try:
+        return classical_vs_gdal.measure(1024 if args.quick else 4096, args.repeats, folder=work / "classical",
+                                         log=log)
+    except (RuntimeError, OSError, ValueError) as exc:
+        return {"note": f"failed: {exc}"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the sections; the report is rewritten after each step, so a long run that is
     stopped still leaves every finished table. Order: throughput on all scenes but the
@@ -340,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
             save()
         if "tiles" in args.sections:
             results["tiles"] = tile_sweep(args, methods, work, rates)
+            save()
+        if "classical" in args.sections:
+            results["classical"] = classical_against_gdal(args, work)
             save()
         if "throughput" in args.sections:
             measure_throughput(last)

@@ -38,6 +38,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import registry
 from .errors import Cancelled, PansharpenError
 
 SAMPLE = 1024  # PAN pixels a side of the scene sample adapted on (at most)
@@ -48,7 +49,6 @@ LR = 1e-4
 DEFAULT_SECONDS = 120.0
 VAL_FRACTION = 0.2
 CACHE_ENV = "DIFFUSION_PANSHARPENING_CACHE"
-ADAPTABLE = ("fose", "ksdiff", "e2e", "dm1")
 CHECK_EVERY = 25  # steps between held-out checks (early stopping)
 MIN_PATCHES = 8  # training patches (apart from the held-out strip) below which a scene is too small
 
@@ -186,9 +186,9 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
 
         sample = read_sample(pair, SAMPLE)
     deep = load(base_weights, device=device, half=False)
-    if deep.architecture not in ADAPTABLE:
+    if deep.architecture not in registry.adaptable():
         raise PansharpenError(f"a {deep.architecture} model cannot be adapted (its 50-step sampling is "
-                              f"too slow to train through): adapt one of {', '.join(ADAPTABLE)}")
+                              f"too slow to train through): adapt one of {', '.join(registry.adaptable())}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     arrays, cols = scene_patches(sample, deep.normalisation)

@@ -32,6 +32,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import sensors
 from .errors import PansharpenError
 
 if TYPE_CHECKING:
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
 
 RECORD_KEY = "DIFFUSION_PANSHARPENING_BATCH"
 HIDDEN_PREFIX = ".pansharpen-batch-"  # + host name: scratch folder beside the outputs
-LANDSAT_MS_BANDS = ("B2", "B3", "B4", "B5")
-LANDSAT_BAND_NAMES = ("blue", "green", "red", "NIR")
+LANDSAT_MS_BANDS = sensors.lookup("LANDSAT8").band_ids  # B2-B5 (engine/sensors.py)
+LANDSAT_BAND_NAMES = sensors.lookup("LANDSAT8").band_names
 THREADS_ENV = "DIFFUSION_PANSHARPENING_THREADS"  # models.THREADS_ENV (that module needs torch)
 MEMORY_PER_WORKER = 3 * 1024 ** 3  # a deep model on the CPU with its tiles in flight, generously
 DEFAULT_SAMPLE = 512
@@ -303,7 +304,10 @@ def _drop_vsimem(path: str | None) -> None:
     if path and path.startswith("/vsimem/"):
         from osgeo import gdal
 
-        gdal.Unlink(path)
+        from .gdal_errors import gdal_exceptions
+
+        with gdal_exceptions():
+            gdal.Unlink(path)
 
 
 def _one_line(text: str) -> str:
@@ -349,16 +353,19 @@ def _ms_source(scene: Scene) -> str:
         return scene.ms[0]
     from osgeo import gdal
 
+    from .gdal_errors import gdal_exceptions
+
     path = f"/vsimem/batch-{uuid.uuid4().hex}.vrt"
     for band in scene.ms:
         if not os.path.exists(band):
             raise PansharpenError(f"The MS band file {band} does not exist: check the scene's files.")
-    vrt = gdal.BuildVRT(path, [os.path.abspath(b) for b in scene.ms], separate=True)
-    if vrt is None:
-        raise PansharpenError(f"Cannot stack {', '.join(scene.ms)} into one MS: check that they share a grid.")
-    for b, band_name in enumerate(LANDSAT_BAND_NAMES[:vrt.RasterCount]):
-        vrt.GetRasterBand(b + 1).SetDescription(band_name)
-    vrt = None  # written to /vsimem on close
+    with gdal_exceptions():
+        vrt = gdal.BuildVRT(path, [os.path.abspath(b) for b in scene.ms], separate=True)
+        if vrt is None:
+            raise PansharpenError(f"Cannot stack {', '.join(scene.ms)} into one MS: check that they share a grid.")
+        for b, band_name in enumerate(LANDSAT_BAND_NAMES[:vrt.RasterCount]):
+            vrt.GetRasterBand(b + 1).SetDescription(band_name)
+        vrt = None  # written to /vsimem on close
     return path
 
 
@@ -397,9 +404,12 @@ def read_record(path: str) -> dict | None:
         return None
     from osgeo import gdal
 
+    from .gdal_errors import gdal_exceptions
+
     try:
-        ds = gdal.Open(path)
-        text = ds.GetMetadataItem(RECORD_KEY) if ds is not None else None
+        with gdal_exceptions():
+            ds = gdal.Open(path)
+            text = ds.GetMetadataItem(RECORD_KEY) if ds is not None else None
     except RuntimeError:
         return None
     try:
@@ -411,10 +421,13 @@ def read_record(path: str) -> dict | None:
 def _write_record(path: str, record: dict) -> None:
     from osgeo import gdal
 
-    ds = gdal.Open(path, gdal.GA_Update)
-    ds.SetMetadataItem(RECORD_KEY, json.dumps(record, sort_keys=True))
-    ds.FlushCache()
-    ds = None
+    from .gdal_errors import gdal_exceptions
+
+    with gdal_exceptions():
+        ds = gdal.Open(path, gdal.GA_Update)
+        ds.SetMetadataItem(RECORD_KEY, json.dumps(record, sort_keys=True))
+        ds.FlushCache()
+        ds = None
 
 
 # ---------------------------------------------------------------- the cluster, on the client

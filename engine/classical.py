@@ -3,7 +3,7 @@
 Each method is a plain function on arrays in any consistent unit (the engine passes
 data normalised by the sensor scale): PAN (H, W), LMS (B, H, W) = MS upsampled to the
 PAN grid (``upsample.upsample``), MS (B, h, w) with H = h * ratio; the output is
-float32 (B, H, W). Computation runs in float64.
+float32 (B, H, W). Computation runs in float64 (Brovey in float32: see ``brovey``).
 
 Statistics (means, standard deviations, regression weights, injection gains) are
 estimated over the arrays given. The engine calls these functions per tile (with a
@@ -52,21 +52,29 @@ def brovey(pan: np.ndarray, lms: np.ndarray, weights=None) -> np.ndarray:
     and its rounding happen when the engine writes integers. Nodata: GDAL writes
     nodata where any input is nodata or the pseudo-PAN is 0; the engine's nodata
     masks do that job here. Pixel-wise: no statistics, no halo.
+
+    Computed in float32, not float64 like the other methods (issue 18): the result is
+    float32 anyway and the three operations round once each (relative error about
+    1e-7, far below one digital number); it halves the memory traffic and took the
+    method's own time on the 25 tiles of a 4096 x 4096, 4-band scene (1056 x 1056
+    each) from 0.59 to 0.10 s of CPU.
     """
-    pan64, lms64 = _check_pan_lms(pan, lms)
-    bands = lms64.shape[0]
+    pan32, lms32 = _check_pan_lms(pan, lms, np.float32)
+    bands = lms32.shape[0]
     if weights is None:
-        w = np.full(bands, 1.0 / bands)
+        w = np.full(bands, 1.0 / bands, dtype=np.float32)
     else:
-        w = np.asarray(weights, dtype=np.float64).ravel()
+        w = np.asarray(weights, dtype=np.float32).ravel()
         if w.size != bands:
             raise PansharpenError(
                 f"Brovey got {w.size} weights for {bands} MS bands; give one weight per band"
             )
-    pseudo = np.tensordot(w, lms64, axes=1)
+    pseudo = lms32[0] * w[0]
+    for k in range(1, bands):
+        pseudo += lms32[k] * w[k]
     factor = np.zeros_like(pseudo)
-    np.divide(pan64, pseudo, out=factor, where=pseudo > 0)
-    return (lms64 * factor).astype(np.float32)
+    np.divide(pan32, pseudo, out=factor, where=pseudo > 0)
+    return lms32 * factor
 
 
 def gihs(pan: np.ndarray, lms: np.ndarray) -> np.ndarray:
@@ -100,12 +108,17 @@ def gsa(pan: np.ndarray, lms: np.ndarray, ms: np.ndarray, ratio: int) -> np.ndar
        equalisation makes the output mean that of the LMS, as here).
     If I has no variance (a flat tile) nothing is injected (g = 0). All statistics
     are tile-local.
+
+    Memory (issue 18): the mean-free LMS of steps 1 and 4 is never stored (I is made
+    mean-free once, and cov(LMS_k, I) = mean(LMS_k * I) - mean(LMS_k) * mean(I)), and
+    step 5 runs band by band into the float32 output: two float64 stacks of the tile
+    fewer (gsa's peak on a 4096 x 4096, 4-band scene 474 -> 428 MiB), the same
+    values to float64 rounding.
     """
     pan64, lms64 = _check_pan_lms(pan, lms)
     ms64 = _check_ms(ms, lms64, ratio)
     ratio = int(ratio)
     bands = lms64.shape[0]
-    lms0 = lms64 - lms64.mean(axis=(1, 2), keepdims=True)
     ms0 = ms64 - ms64.mean(axis=(1, 2), keepdims=True)
     pan0 = pan64 - pan64.mean()
 
@@ -113,15 +126,20 @@ def gsa(pan: np.ndarray, lms: np.ndarray, ms: np.ndarray, ratio: int) -> np.ndar
     design = np.concatenate([ms0.reshape(bands, -1), np.ones((1, ms0[0].size))]).T
     weights, *_ = np.linalg.lstsq(design, pan_lr.ravel(), rcond=None)
 
-    intensity = np.tensordot(weights[:bands], lms0, axes=1) + weights[bands]
+    intensity = np.tensordot(weights[:bands], lms64, axes=1)  # + constants, removed with the mean
     intensity -= intensity.mean()
     variance = float(np.mean(intensity**2))
     if variance > 0.0:
-        gains = np.tensordot(lms0, intensity, axes=((1, 2), (0, 1))) / intensity.size / variance
+        covariance = np.tensordot(lms64, intensity, axes=((1, 2), (0, 1))) / intensity.size
+        covariance -= lms64.mean(axis=(1, 2)) * intensity.mean()
+        gains = covariance / variance
     else:
         gains = np.zeros(bands)
     detail = pan0 - intensity
-    return (lms64 + gains[:, None, None] * detail[None]).astype(np.float32)
+    out = np.empty(lms64.shape, dtype=np.float32)
+    for k in range(bands):
+        out[k] = lms64[k] + gains[k] * detail
+    return out
 
 
 def mtf_glp_hpm(
@@ -145,23 +163,25 @@ def mtf_glp_hpm(
     level the quotient is meaningless, and the detail is injected additively
     instead (out_k = lms_k + P_k - P_k^L). A PAN without variance carries no detail:
     out = LMS. The means, standard deviations and the filters near tile edges are
-    tile-local.
+    tile-local. The LMS is taken to float64 one band at a time (issue 18: a float64
+    copy of the whole stack fewer: the peak on a 4096 x 4096, 4-band scene 493 -> 453 MiB).
     """
-    pan64, lms64 = _check_pan_lms(pan, lms)
+    pan64, lms_given = _check_pan_lms(pan, lms, dtype=None)
+    pan64 = pan64.astype(np.float64, copy=False)
     ratio = _check_ratio(ratio)
     _check_divisible(pan64.shape, ratio)
-    bands = lms64.shape[0]
+    bands = lms_given.shape[0]
     gains, _ = mtf.sensor_gains(sensor, bands)
 
     pan_mean = pan64.mean()
     pan_spread = float(np.std(mtf.mtf_filter(pan64, _EQUALISATION_GNYQ, ratio)))
-    out = np.empty(lms64.shape, dtype=np.float32)
+    out = np.empty(lms_given.shape, dtype=np.float32)
     lowpass: dict[float, np.ndarray] = {}
     for k in range(bands):
         gain = float(gains[k])
         if gain not in lowpass:
             lowpass[gain] = _glp_lowpass(pan64, gain, ratio)
-        band = lms64[k]
+        band = lms_given[k].astype(np.float64)
         mean_k = band.mean()
         scale = band.std() / pan_spread if pan_spread > 0.0 else 0.0
         sharp = scale * (pan64 - pan_mean) + mean_k
@@ -271,9 +291,9 @@ def _starck_murtagh_lowpass(image: np.ndarray, ratio: int) -> np.ndarray:
     return out
 
 
-def _check_pan_lms(pan, lms) -> tuple[np.ndarray, np.ndarray]:
-    pan64 = np.asarray(pan, dtype=np.float64)
-    lms64 = np.asarray(lms, dtype=np.float64)
+def _check_pan_lms(pan, lms, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    pan64 = np.asarray(pan, dtype=dtype)
+    lms64 = np.asarray(lms, dtype=dtype)
     if pan64.ndim != 2:
         raise PansharpenError(f"PAN must be one band (H, W), got shape {pan64.shape}")
     if lms64.ndim != 3 or lms64.shape[0] < 1:

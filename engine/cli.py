@@ -16,6 +16,7 @@ import json
 import sys
 import time
 
+from . import sensors
 from .errors import Cancelled, PansharpenError
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
@@ -150,13 +151,17 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+SENSOR_HELP = (f"sensor name or alias ({sensors.names()}) for the MTF gains and the scale; "
+               "default: from the raster's metadata")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pansharpen", description="Diffusion-informed and classical pansharpening.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add_common(p):
         p.add_argument("--pan-band", type=int, default=None, help="PAN band (1-based) when the PAN has several")
-        p.add_argument("--sensor", default=None, help="sensor name (WV2, WV3, QB, IKONOS, GE1, GF2, ...) for MTF and scale")
+        p.add_argument("--sensor", default=None, help=SENSOR_HELP)
         p.add_argument("--weights", default=None, help="a .safetensors model for a deep method")
         p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
         p.add_argument("--tile", type=int, default=None,
@@ -226,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pan", default=None, help="PAN: full-resolution indices (with --ms)")
     p.add_argument("--ms", default=None, help="MS: full-resolution indices (with --pan)")
     p.add_argument("--pan-band", type=int, default=None)
-    p.add_argument("--sensor", default=None)
+    p.add_argument("--sensor", default=None, help=SENSOR_HELP)
     p.add_argument("--json", default=None)
     p.set_defaults(run=_score)
     return parser

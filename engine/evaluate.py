@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -21,12 +20,12 @@ from . import quality
 from .errors import PansharpenError
 from .methods import prepare
 from .mtf import wald_degrade
+from .pairs import FULL_BORDER, read_mat_pair, read_whole_ms
 from .raster_io import RasterPair, normalise_sensor
 from .streaming import ArraySource, run_tiled
 from .tiling import DEFAULT_OVERLAP
 
 EVAL_TILE = 128  # pixels of the scored image (PAN grid of the sharpened product)
-FULL_BORDER = 21  # the toolbox's border cut at full resolution, PAN pixels
 BASELINE = "lms"  # the MS interpolated to the PAN grid: the "EXP" baseline of the toolbox
 
 
@@ -46,40 +45,13 @@ def load_pair(pan: str, ms: str, pan_band: int | None = None, sensor: str | None
     if pan.lower().endswith(".mat"):
         return _load_mat(pan, sensor)
     pair = RasterPair(pan, ms, pan_band, sensor)
-    r = pair.ratio
-    px, py = pair.ms_phase
-    # keep whole MS pixels only, so PAN and MS cover exactly the same ground
-    y0, x0 = (r - py) % r, (r - px) % r
-    h, w = (pair.window.height - y0) // r, (pair.window.width - x0) // r
-    k0, j0 = (y0 + py) // r, (x0 + px) // r
-    pan_data, _ = pair.read_pan((y0, y0 + r * h), (x0, x0 + r * w))
-    ms_data, _ = pair.read_ms((k0, k0 + h), (j0, j0 + w))
-    return Pair(pan_data, ms_data, r, pair.scale, pair.sensor)
+    _, pan_data, _, ms_data, _ = read_whole_ms(pair)  # PAN and MS on exactly the same ground
+    return Pair(pan_data, ms_data, pair.ratio, pair.scale, pair.sensor)
 
 
 def _load_mat(path: str, sensor: str | None) -> Pair:
-    from scipy.io import loadmat
-
-    if not Path(path).exists():
-        raise PansharpenError(f"The file {path} does not exist: check the path.")
-    try:
-        mat = loadmat(path)
-        pan = np.asarray(mat["I_PAN"], dtype=np.float32)
-        ms = np.moveaxis(np.asarray(mat["I_MS"], dtype=np.float32), -1, 0)
-    except (KeyError, ValueError, OSError, NotImplementedError, TypeError) as exc:
-        raise PansharpenError(
-            f"{path} is not a MATLAB pair with I_PAN and I_MS ({exc}): give GeoTIFFs instead."
-        ) from None
-    if pan.ndim != 2 or ms.ndim != 3 or 0 in pan.shape or 0 in ms.shape:
-        raise PansharpenError(
-            f"{path}: I_PAN must be 2-D (rows, columns) and I_MS 3-D (rows, columns, bands); found "
-            f"I_PAN {tuple(pan.shape)} and I_MS of {mat['I_MS'].ndim} dimension(s): give a MATLAB pair "
-            "in the toolbox's layout, or GeoTIFFs."
-        )
-    ratio = int(np.asarray(mat.get("ratio", 4)).ravel()[0])
-    bits = int(np.asarray(mat.get("L", 11)).ravel()[0])
-    name = sensor or (str(np.asarray(mat["sensor"]).ravel()[0]) if "sensor" in mat else None)
-    return Pair(pan, ms, ratio, float(2 ** bits - 1), normalise_sensor(name))
+    mat = read_mat_pair(path, np.float32, default_ratio=4)
+    return Pair(mat.pan, mat.ms, mat.ratio, mat.scale, normalise_sensor(sensor or mat.sensor))
 
 
 def sharpen_arrays(pair: Pair, method_name: str, *, weights=None, device="auto",

@@ -26,7 +26,6 @@ from .errors import PansharpenError
 
 ENV_WEIGHTS = "DIFFUSION_PANSHARPENING_WEIGHTS"
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "resources" / "weights"
-PREFERRED = ("fose", "ksdiff")
 BEST_CLASSICAL = "mtf-glp-hpm"
 CLASSICAL_NAMES = ("brovey", "gihs", "gsa", "mtf-glp-hpm")
 
@@ -38,16 +37,21 @@ class Family:
     bands: int
     ratio: int
     band_names: tuple[str, ...]
-    sensors: tuple[str, ...]  # canonical names (raster_io.normalise_sensor)
+
+    @property
+    def sensors(self) -> tuple[str, ...]:
+        """Canonical names of the sensors of this family (``engine/sensors.py`` says which)."""
+        from .sensors import SENSORS
+
+        return tuple(s.name for s in SENSORS if s.family == self.name)
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("landsat8", "Landsat 8/9 OLI", 4, 2, ("blue", "green", "red", "NIR"),
-           ("LANDSAT8", "LANDSAT9")),
+    Family("landsat8", "Landsat 8/9 OLI", 4, 2, ("blue", "green", "red", "NIR")),
     Family("vhr4", "4-band VHR: IKONOS, QuickBird, GeoEye-1, GaoFen-2, Pleiades", 4, 4,
-           ("blue", "green", "red", "NIR"), ("IKONOS", "QB", "GE1", "GEOEYE1", "GF2", "PLEIADES", "PHR")),
+           ("blue", "green", "red", "NIR")),
     Family("wv8", "8-band WorldView-2/3", 8, 4,
-           ("coastal", "blue", "green", "yellow", "red", "red edge", "NIR1", "NIR2"), ("WV2", "WV3")),
+           ("coastal", "blue", "green", "yellow", "red", "red edge", "NIR1", "NIR2")),
 )}
 
 
@@ -103,13 +107,14 @@ def choose_model(info, method: str = "auto", weights: str | None = None) -> Choi
     fit = f"{pair} fit the {family.name} family ({family.title})"
     if sensor and sensor not in family.sensors:
         fit += f"; {sensor} is not among its training sensors, band count and ratio decide"
-    from .methods import torch_available
+    from . import registry
+    from .deps import torch_available
 
     if not torch_available():
         return Choice(BEST_CLASSICAL, None, family.name,
                       f"{fit}, but PyTorch is not installed: using the classical {BEST_CLASSICAL}. "
                       "Install PyTorch to use the shipped deep models.")
-    for arch in PREFERRED:
+    for arch in registry.preferred():
         path = weights_path(family.name, arch)
         if path.exists():
             return Choice(arch, str(path), family.name,

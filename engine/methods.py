@@ -7,29 +7,17 @@ get the deep ones.
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import registry
 from .classical import CLASSICAL
+from .deps import TORCH_HELP, torch_available
 from .errors import PansharpenError
 from .families import DEFAULT_WEIGHTS_DIR, choose_model, weights_dir
 
-DEEP = {
-    "fose": "Fose: one-step distilled diffusion fused with an end-to-end network (best quality/speed).",
-    "ksdiff": "KSDiff: kernel-space diffusion modulating a one-pass CNN.",
-    "e2e": "Fose's end-to-end network alone (fastest deep method).",
-    "dm1": "Fose's one-step distilled diffusion model alone.",
-    "dm50": "Fose's teacher diffusion model, 50 DDIM steps (slow; for comparison).",
-}
 DEFAULT_CLASSICAL = "mtf-glp-hpm"
 WEIGHTS_DIR = DEFAULT_WEIGHTS_DIR  # the shipped folder; families.weights_dir() honours the override
-TORCH_HELP = (
-    "install PyTorch into the Python that runs QGIS: on Linux `python3 -m pip install "
-    "--user torch` (or in the venv QGIS uses); on Windows, in the OSGeo4W Shell, "
-    "`python -m pip install torch`; on macOS, `/Applications/QGIS.app/Contents/MacOS/bin/"
-    "python3 -m pip install torch`; then restart QGIS"
-)
 
 
 @dataclass(frozen=True)
@@ -41,10 +29,6 @@ class MethodInfo:
     why_unavailable: str = ""
 
 
-def torch_available() -> bool:
-    return importlib.util.find_spec("torch") is not None
-
-
 def shipped_weights(architecture: str) -> list[Path]:
     """Shipped weights files for an architecture (``<weights dir>/<family>-<arch>.safetensors``)."""
     return sorted(weights_dir().glob(f"*-{architecture}.safetensors"))
@@ -53,14 +37,14 @@ def shipped_weights(architecture: str) -> list[Path]:
 def list_methods() -> list[MethodInfo]:
     methods = [MethodInfo(m.name, m.summary, "classical", True) for m in CLASSICAL.values()]
     has_torch = torch_available()
-    for name, summary in DEEP.items():
+    for name in registry.names():
         if not has_torch:
             why = f"PyTorch is not installed: {TORCH_HELP}."
         elif not shipped_weights(name):
             why = "no shipped model yet: give a weights file (.safetensors) trained with `pansharpen train`."
         else:
             why = ""
-        methods.append(MethodInfo(name, summary, "deep", not why, why))
+        methods.append(MethodInfo(name, registry.get(name).summary, "deep", not why, why))
     return methods
 
 
@@ -99,7 +83,7 @@ def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
         if weights:
             raise PansharpenError(f"{name} is a classical method and takes no weights file.")
         return ClassicalTileMethod(name, ratio, sensor)
-    if name not in DEEP:
+    if not registry.is_deep(name):
         raise PansharpenError(
             f"Unknown method {name!r}: choose one of {', '.join(method_names())}."
         )

@@ -11,12 +11,12 @@ Arrays are channel-first: a band (H, W) or a stack (B, H, W), float64 on output.
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
-from scipy.signal import fftconvolve
 
+from . import sensors
 from .errors import PansharpenError
+from .pairs import check_ratio
 
 __all__ = [
     "SENSOR_GNYQ",
@@ -30,70 +30,43 @@ __all__ = [
     "degrade_to_ms_scale",
 ]
 
-DEFAULT_MS_GNYQ = 0.3
-DEFAULT_PAN_GNYQ = 0.15
+#: Sensor MTF gains live in engine/sensors.py; these names stay for their callers.
+DEFAULT_MS_GNYQ = sensors.DEFAULT_MS_GNYQ
+DEFAULT_PAN_GNYQ = sensors.DEFAULT_PAN_GNYQ
+WORLDVIEW_4_BANDS = sensors.WORLDVIEW_4_BANDS
 
-_QB = ((0.34, 0.32, 0.30, 0.22), 0.15)
-_IKONOS = ((0.26, 0.28, 0.29, 0.28), 0.17)
-_GEOEYE1 = ((0.23, 0.23, 0.23, 0.23), 0.16)
-_WV2 = ((0.35,) * 7 + (0.27,), 0.11)
-_WV3 = ((0.325, 0.355, 0.360, 0.350, 0.365, 0.360, 0.335, 0.315), 0.14)
-_DEFAULT = (None, DEFAULT_PAN_GNYQ)
-
-#: Gains of the sensors' MTFs at the Nyquist frequency (toolbox ``genMTF.m`` /
-#: ``MTF_PAN.m``): upper-case name without separators -> (MS gains in the sensor's
-#: band order, or None for 0.3 per band; PAN gain). GaoFen-2 has no published
-#: values in the toolbox; common practice (and this project) uses the default.
+#: Read-only view of the gains at Nyquist (toolbox ``genMTF.m`` / ``MTF_PAN.m``):
+#: every spelling's lookup key -> (MS gains in the sensor's band order, or None for
+#: 0.3 per band; PAN gain).
 SENSOR_GNYQ: dict[str, tuple[tuple[float, ...] | None, float]] = {
-    "QB": _QB,
-    "QUICKBIRD": _QB,
-    "IKONOS": _IKONOS,
-    "GEOEYE1": _GEOEYE1,
-    "GE1": _GEOEYE1,
-    "WV4": _GEOEYE1,  # the toolbox groups WorldView-4 with GeoEye-1
-    "WORLDVIEW4": _GEOEYE1,
-    "WV2": _WV2,
-    "WORLDVIEW2": _WV2,
-    "WV3": _WV3,
-    "WORLDVIEW3": _WV3,
-    "GF2": _DEFAULT,
-    "GAOFEN2": _DEFAULT,
+    sensors.key(spelling): (s.ms_gnyq, s.pan_gnyq)
+    for s in sensors.SENSORS for spelling in (s.name, s.title, *s.aliases)
 }
-
-
-#: blue, green, red and NIR1 of the 8-band WorldView layout (0-based): the bands of a
-#: 4-band WorldView-2/3 product (project choice: such a product gets those gains)
-WORLDVIEW_4_BANDS = (1, 2, 4, 6)
-
-
-def _sensor_key(sensor: str) -> str:
-    """'WorldView-2', 'wv_2', 'GeoEye 1' -> 'WORLDVIEW2', 'WV2', 'GEOEYE1'."""
-    return re.sub(r"[^A-Z0-9]", "", sensor.upper())
 
 
 def sensor_gains(sensor: str | None, nbands: int) -> tuple[np.ndarray, float]:
     """Return the (B,) MS gains and the PAN gain at Nyquist for ``sensor``.
 
-    Names are case-insensitive and separators are ignored. An unknown sensor or None
-    gets the toolbox default (0.3 per MS band, 0.15 PAN). A known sensor whose band
-    count differs from ``nbands`` is an error: its gains are per band.
+    Names go through ``sensors.lookup`` (any alias, case, separators). An unknown
+    sensor or None gets the toolbox default (0.3 per MS band, 0.15 PAN). A known
+    sensor whose products never have ``nbands`` bands is an error: its gains are per
+    band (a 4-band WorldView-2/3 product takes its blue, green, red and NIR1 gains).
     """
     if nbands < 1:
         raise PansharpenError(f"the MS image must have at least one band, got {nbands}")
-    ms_gains, pan_gain = _DEFAULT
-    if sensor is not None:
-        ms_gains, pan_gain = SENSOR_GNYQ.get(_sensor_key(sensor), _DEFAULT)
-    if ms_gains is None:
-        return np.full(nbands, DEFAULT_MS_GNYQ), float(pan_gain)
-    if len(ms_gains) == 8 and nbands == 4:
-        ms_gains = tuple(ms_gains[i] for i in WORLDVIEW_4_BANDS)
-    if len(ms_gains) != nbands:
+    known = sensors.lookup(sensor)
+    if known is None:
+        return np.full(nbands, DEFAULT_MS_GNYQ), float(DEFAULT_PAN_GNYQ)
+    if known.ms_gnyq is None:
+        return np.full(nbands, DEFAULT_MS_GNYQ), float(known.pan_gnyq)
+    layout = known.layout(nbands)
+    if layout is None:
         raise PansharpenError(
-            f"sensor {sensor!r} has MTF gains for {len(ms_gains)} MS bands but the image "
+            f"sensor {sensor!r} has MTF gains for {len(known.ms_gnyq)} MS bands but the image "
             f"has {nbands}; give the image with all the sensor's bands in its order, or "
             "choose no sensor (default gains 0.3 per band)"
         )
-    return np.asarray(ms_gains, dtype=np.float64), float(pan_gain)
+    return np.asarray([known.ms_gnyq[i] for i in layout], dtype=np.float64), float(known.pan_gnyq)
 
 
 def _kaiser_2d(size: int, beta: float) -> np.ndarray:
@@ -125,8 +98,7 @@ def mtf_kernel(gnyq: float, ratio: int, size: int = 41) -> np.ndarray:
     """
     if not 0.0 < gnyq < 1.0:
         raise PansharpenError(f"the MTF gain at Nyquist must be in (0, 1), got {gnyq}")
-    if int(ratio) != ratio or ratio < 1:
-        raise PansharpenError(f"the resolution ratio must be a positive integer, got {ratio}")
+    check_ratio(ratio)
     if size < 3 or size % 2 == 0:
         raise PansharpenError(f"the MTF kernel size must be odd and >= 3, got {size}")
     fcut = 1.0 / ratio
@@ -156,6 +128,10 @@ def mtf_filter(image: np.ndarray, gnyq, ratio: int, size: int = 41) -> np.ndarra
     (``imfilter(..., 'replicate')``). The convolution runs by FFT over the
     edge-padded band, which equals direct filtering to rounding error.
     """
+    # Imported here: scipy.signal (with scipy.stats) costs 0.2 s at start-up, which every
+    # brovey or gsa run paid for nothing (issue 18).
+    from scipy.signal import fftconvolve
+
     stack, single = _as_stack(image, "the image to filter")
     if np.size(gnyq) not in (1, stack.shape[0]):
         raise PansharpenError(
@@ -247,9 +223,7 @@ def degrade_to_ms_scale(image: np.ndarray, gnyq, ratio: int) -> np.ndarray:
     Used by Wald's protocol (MS) and by the full-resolution indices (D_s degrades
     the PAN with the PAN gain, Khan's D_lambda the fused image with the MS gains).
     """
-    if int(ratio) != ratio or ratio < 1:
-        raise PansharpenError(f"the resolution ratio must be a positive integer, got {ratio}")
-    ratio = int(ratio)
+    ratio = check_ratio(ratio)
     _check_divisible(np.shape(image), ratio, "the image to degrade")
     return _decimate(mtf_filter(image, gnyq, ratio), ratio)
 
@@ -270,9 +244,7 @@ def wald_degrade(
         raise PansharpenError(f"PAN must be one band (H, W), got shape {pan.shape}")
     if ms.ndim != 3:
         raise PansharpenError(f"MS must be (B, h, w), got shape {ms.shape}")
-    if int(ratio) != ratio or ratio < 1:
-        raise PansharpenError(f"the resolution ratio must be a positive integer, got {ratio}")
-    ratio = int(ratio)
+    ratio = check_ratio(ratio)
     if pan.shape != (ms.shape[1] * ratio, ms.shape[2] * ratio):
         raise PansharpenError(
             f"PAN is {pan.shape[0]} x {pan.shape[1]} but MS is {ms.shape[1]} x {ms.shape[2]}: "

@@ -13,6 +13,7 @@ from osgeo import gdal
 from .classical import CLASSICAL
 from .errors import Cancelled, PansharpenError
 from .families import choose_model
+from .gdal_errors import gdal_exceptions
 from .methods import prepare
 from .raster_io import PairInfo, RasterPair, Window
 from .streaming import run_tiled, tile_for
@@ -55,11 +56,13 @@ class SharpenResult:
     reason: str = ""  # why this method (auto's choice, the check's numbers)
 
 
+@gdal_exceptions()
 def inspect_pair(pan: str, ms: str, pan_band: int | None = None, sensor: str | None = None) -> PairInfo:
     """Check a pair and describe it (ratio, bands, grid, overlap, warnings); reads no pixels."""
     return RasterPair(pan, ms, pan_band, sensor).info()
 
 
+@gdal_exceptions()  # the writer, guard and adaptation call GDAL too
 def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = None,
             cancelled: Callable[[], bool] | None = None,
             log: Callable[[str], None] | None = None,
@@ -130,7 +133,8 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
     ) as writer:
         run_tiled(pair, method, pair.window.height, pair.window.width, writer.write,
                   tile=tile, overlap=request.overlap,
-                  progress=run_progress, cancelled=cancelled, threads=request.threads)
+                  progress=run_progress, cancelled=cancelled, threads=request.threads,
+                  depth=1 if name in CLASSICAL else None)
         writer.commit()
     seconds = time.perf_counter() - start
     say(f"Wrote {request.output} in {seconds:.1f} s.")
@@ -207,8 +211,8 @@ def _gdal_cache(nbytes: int):
 
 def _architecture_of(weights: str) -> str:
     """The architecture a weights file declares (read from its header; no PyTorch)."""
+    from . import registry
     from .families import read_metadata
-    from .methods import DEEP
 
     if os.path.isdir(weights):
         raise PansharpenError(f"The weights path {weights} is a folder, not a file: give the .safetensors file.")
@@ -218,7 +222,7 @@ def _architecture_of(weights: str) -> str:
         architecture = read_metadata(weights).get("architecture")
     except (PansharpenError, OSError, ValueError, AttributeError, RecursionError):
         architecture = None
-    if architecture not in DEEP:
+    if not registry.is_deep(architecture):
         raise PansharpenError(
             f"The weights file {weights} is not a .safetensors model that names its architecture "
             "(pickles, .pt and .ckpt files are never loaded): use weights written by `pansharpen train`."

@@ -18,6 +18,7 @@ from scipy.ndimage import uniform_filter
 
 from .errors import PansharpenError
 from .mtf import degrade_to_ms_scale, imresize_bicubic, sensor_gains
+from .pairs import check_ratio
 
 __all__ = [
     "IDEAL",
@@ -87,10 +88,7 @@ def _ratio_of(fused: np.ndarray, ms: np.ndarray) -> int:
     return ratio
 
 
-def _check_ratio(ratio) -> int:
-    if int(ratio) != ratio or ratio < 1:
-        raise PansharpenError(f"the resolution ratio must be a positive integer, got {ratio}")
-    return int(ratio)
+_check_ratio = check_ratio  # engine.pairs: one ratio check for the engine
 
 
 # ---------------------------------------------------- reduced-resolution indices

@@ -6,20 +6,23 @@ import os
 import numpy as np
 from osgeo import gdal
 
+from . import sensors
+from .gdal_errors import gdal_exceptions
 from .raster_io import open_raster
 
-# 1-based red, green, blue bands by band count when descriptions do not say
-DEFAULT_RGB = {3: (1, 2, 3), 4: (3, 2, 1), 8: (5, 3, 2)}
+# 1-based red, green, blue of an image no description and no known sensor layout explains
+FALLBACK_RGB = (1, 2, 3)
 
 
 def rgb_bands(ds: gdal.Dataset) -> tuple[int, int, int]:
-    """Red, green, blue band numbers: from band descriptions, else by band count."""
+    """Red, green, blue band numbers: from band descriptions, else the layout the known
+    sensors with that band count share (engine/sensors.py), else the first three."""
     names = [ds.GetRasterBand(b + 1).GetDescription().lower() for b in range(ds.RasterCount)]
     if all(c in names for c in ("red", "green", "blue")):
         return tuple(names.index(c) + 1 for c in ("red", "green", "blue"))
     if ds.RasterCount == 1:
         return (1, 1, 1)
-    return DEFAULT_RGB.get(ds.RasterCount, (1, 2, 3) if ds.RasterCount >= 3 else (1, 1, 1))
+    return sensors.default_rgb(ds.RasterCount) or (FALLBACK_RGB if ds.RasterCount >= 3 else (1, 1, 1))
 
 
 def stretch_limits(ds: gdal.Dataset, bands, percent=(2.0, 98.0), max_size: int = 1024):
@@ -37,6 +40,7 @@ def stretch_limits(ds: gdal.Dataset, bands, percent=(2.0, 98.0), max_size: int =
     return limits
 
 
+@gdal_exceptions()
 def quicklook(raster: str, png: str, *, bands=None, limits=None, max_size: int = 1024) -> str:
     """Write a true-colour PNG of ``raster``; ``limits`` lets several images share a stretch."""
     ds = open_raster(raster, "input")

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .raster_io import valid_mask
+from .arrays import valid_mask
 
 PERCENTILES = (1.0, 99.0)
 STATS_SIZE = 1024

@@ -18,11 +18,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import gdal, osr
 
+from .arrays import mirror_pad, percent, valid_mask  # noqa: F401 (re-exported for old imports)
 from .errors import PansharpenError
-
-gdal.UseExceptions()
+from .gdal_errors import gdal_exceptions
+from . import sensors
 
 ACCEPTED_RATIOS = (2, 3, 4)
+# (domain, key) of metadata items that name the sensor, most trusted first
+METADATA_KEYS = (("IMD", "IMAGE_1.SATID"), ("IMAGERY", "SATELLITEID"), ("", "SATELLITEID"),
+                 ("", "SENSOR"), ("", "SPACECRAFT_ID"), ("", "TIFFTAG_IMAGEDESCRIPTION"))
 RATIO_TOLERANCE = 0.02  # relative: pixel sizes from metadata are rarely exact
 PHASE_TOLERANCE = 0.01  # PAN pixels
 READABLE_TYPES = {
@@ -31,29 +35,8 @@ READABLE_TYPES = {
     gdal.GDT_Int16: 32767.0,
     gdal.GDT_Float32: 1.0,
 }
-# Digital-number scale of sensors whose products store fewer bits than their type.
-SENSOR_SCALE = {
-    "WV2": 2047.0, "WV3": 2047.0, "WV4": 2047.0, "QB": 2047.0, "IKONOS": 2047.0,
-    "GE1": 2047.0, "GEOEYE1": 2047.0, "GF2": 1023.0,
-}
-SENSOR_ALIASES = {
-    "WORLDVIEW2": "WV2", "WORLDVIEW-2": "WV2", "WV02": "WV2",
-    "WORLDVIEW3": "WV3", "WORLDVIEW-3": "WV3", "WV03": "WV3",
-    "WORLDVIEW4": "WV4", "WV04": "WV4",
-    "QUICKBIRD": "QB", "QB02": "QB", "QUICKBIRD2": "QB",
-    "GEOEYE-1": "GE1", "GE01": "GE1", "GEOEYE1": "GE1",
-    "IKONOS-2": "IKONOS", "IK01": "IKONOS", "IKONOS2": "IKONOS",
-    "GAOFEN-2": "GF2", "GAOFEN2": "GF2",
-    "LANDSAT_8": "LANDSAT8", "LANDSAT-8": "LANDSAT8", "LANDSAT_9": "LANDSAT9",
-}
-
-
-def normalise_sensor(name: str | None) -> str | None:
-    """Canonical short sensor name ("WV2", "IKONOS", ...) or None."""
-    if not name:
-        return None
-    key = name.strip().upper().replace(" ", "")
-    return SENSOR_ALIASES.get(key, key)
+# Sensor names, scales and aliases: engine/sensors.py. The old name stays for callers.
+normalise_sensor = sensors.canonical
 
 
 @dataclass(frozen=True)
@@ -96,6 +79,7 @@ class PairInfo:
         return "\n".join(lines)
 
 
+@gdal_exceptions()
 def open_raster(path: str, role: str) -> gdal.Dataset:
     """Open any GDAL source, with errors that say which input is wrong."""
     if not path:
@@ -152,8 +136,9 @@ def _north_up(ds: gdal.Dataset, role: str) -> tuple[float, ...]:
 def _scale_of(ds: gdal.Dataset, sensor: str | None) -> float:
     """Normalisation scale: sensor constant, else NBITS, else the data type's range."""
     band = ds.GetRasterBand(1)
-    if sensor in SENSOR_SCALE:
-        return SENSOR_SCALE[sensor]
+    known = sensors.lookup(sensor)
+    if known is not None and known.scale is not None:
+        return known.scale
     nbits = band.GetMetadataItem("NBITS", "IMAGE_STRUCTURE")
     if nbits:
         return float(2 ** int(nbits) - 1)
@@ -161,15 +146,19 @@ def _scale_of(ds: gdal.Dataset, sensor: str | None) -> float:
 
 
 def _sensor_of(ds: gdal.Dataset) -> str | None:
-    """The sensor name where GDAL exposes one (DigitalGlobe IMD, Landsat MTL, tags)."""
-    for domain, key in (("IMD", "IMAGE_1.SATID"), ("", "SATELLITEID"), ("", "SENSOR"),
-                        ("", "SPACECRAFT_ID"), ("", "TIFFTAG_IMAGEDESCRIPTION")):
-        value = ds.GetMetadataItem(key, domain) if domain else ds.GetMetadataItem(key)
-        if value:
-            name = normalise_sensor(value.strip('"'))
-            if name in SENSOR_SCALE or name in SENSOR_ALIASES.values():
-                return name
-    return None
+    """The sensor name where GDAL exposes one, else where the product's file name says it.
+
+    Read in this order: DigitalGlobe IMD (SATID), GDAL's metadata readers (IMAGERY
+    SATELLITEID: "WV02", "PHR 1A", ...), the DIMAP driver (MISSION + MISSION_INDEX:
+    "PHR" "1A"), Landsat MTL and free tags; then words of the file names (IMG_PHR1A_...).
+    """
+    items = [ds.GetMetadataItem(key, domain) for domain, key in METADATA_KEYS]
+    mission = ds.GetMetadataItem("MISSION")
+    if mission:
+        items.insert(3, mission + (ds.GetMetadataItem("MISSION_INDEX") or ""))
+    files = " ".join(os.path.basename(f) for f in (ds.GetFileList() or [ds.GetDescription()]))
+    found = sensors.from_metadata(items, files)
+    return found.name if found else None
 
 
 def _check_type(ds: gdal.Dataset, role: str) -> None:
@@ -189,6 +178,7 @@ class RasterPair:
     data, so tiles near the borders see plausible context.
     """
 
+    @gdal_exceptions()
     def __init__(self, pan_path: str, ms_path: str, pan_band: int | None = None,
                  sensor: str | None = None):
         self.pan_ds = open_raster(pan_path, "PAN")
@@ -341,6 +331,7 @@ class RasterPair:
         gt, w = self.pan_gt, self.window
         return (gt[0] + w.x0 * gt[1], gt[1], 0.0, gt[3] + w.y0 * gt[5], 0.0, gt[5])
 
+    @gdal_exceptions()
     def info(self) -> PairInfo:
         pan_area = self.pan_ds.RasterXSize * self.pan_ds.RasterYSize
         fraction = self.window.width * self.window.height / pan_area
@@ -358,6 +349,7 @@ class RasterPair:
         )
 
     # -- reads --------------------------------------------------------------------------
+    @gdal_exceptions()
     def read_pan(self, rows: tuple[int, int], cols: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """PAN rows/cols in output-grid coordinates -> (values float32, valid mask)."""
         band = self.pan_ds.GetRasterBand(self.pan_band_index)
@@ -366,6 +358,7 @@ class RasterPair:
         valid = valid_mask(data, self.pan_nodata)
         return data, valid
 
+    @gdal_exceptions()
     def read_ms(self, rows: tuple[int, int], cols: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Aligned-MS rows/cols, where MS pixel m starts at output PAN row ratio*m.
 
@@ -400,20 +393,6 @@ class RasterPair:
         return ((w.x0 - self.shift[0]) % r, (w.y0 - self.shift[1]) % r)
 
 
-def percent(fraction: float) -> str:
-    """A fraction as a percentage that never rounds up to a whole 100 % (99.8 %, not 100 %)."""
-    shown = math.floor(fraction * 1000 + 1e-9) / 10
-    return f"{shown:.0f}%" if shown.is_integer() else f"{shown:.1f}%"
-
-
-def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
-    """True where a value is finite and not the nodata value."""
-    valid = np.isfinite(data)
-    if nodata is not None:
-        valid &= data != np.float32(nodata)
-    return valid
-
-
 def _read_padded(band: gdal.Band, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
     """Read band rows/cols (may extend past the raster) as float32, mirror-padded."""
     height, width = band.YSize, band.XSize
@@ -426,17 +405,6 @@ def _read_padded(band: gdal.Band, rows: tuple[int, int], cols: tuple[int, int]) 
     if any(p for pair in pad for p in pair):
         data = mirror_pad(data, pad)
     return data
-
-
-def mirror_pad(data: np.ndarray, pad) -> np.ndarray:
-    """np.pad 'symmetric' that also works when the pad is wider than the data."""
-    while True:
-        step = tuple((min(a, n), min(b, n)) for (a, b), n in zip(pad, data.shape[-2:]))
-        full = ((0, 0),) * (data.ndim - 2) + step
-        data = np.pad(data, full, mode="symmetric")
-        pad = tuple((a - s[0], b - s[1]) for (a, b), s in zip(pad, step))
-        if not any(p for pair in pad for p in pair):
-            return data
 
 
 def _bounds_in(ds, gt, srs, target_srs) -> tuple[float, float, float, float]:

@@ -5,10 +5,11 @@ import numpy as np
 
 from . import quality
 from .errors import PansharpenError
+from .gdal_errors import gdal_exceptions
+from .pairs import FULL_BORDER, read_crop, whole_ms_crop
 from .raster_io import RasterPair, open_raster
 
 DEFAULT_RATIO = 4
-FULL_BORDER = 21
 
 
 def read_all(path: str, role: str) -> tuple[np.ndarray, tuple]:
@@ -18,6 +19,7 @@ def read_all(path: str, role: str) -> tuple[np.ndarray, tuple]:
         ds.GetGeoTransform()
 
 
+@gdal_exceptions()
 def score_files(fused: str, *, pan: str | None = None, ms: str | None = None,
                 reference: str | None = None, ratio: int | None = None,
                 sensor: str | None = None, pan_band: int | None = None) -> dict[str, float]:
@@ -49,6 +51,7 @@ def score_files(fused: str, *, pan: str | None = None, ms: str | None = None,
     return quality.full_indices(crop, fused_pan, fused_ms, pair.ratio, pair.sensor, border=FULL_BORDER)
 
 
+@gdal_exceptions()
 def score_sample(fused: str, *, pan: str, ms: str, size: int = 512, sensor: str | None = None,
                  pan_band: int | None = None) -> dict[str, float]:
     """Full-resolution indices (as ``score_files``) on a centred window of at most
@@ -74,15 +77,10 @@ def _align(pair: RasterPair, image: np.ndarray, gt) -> tuple[np.ndarray, np.ndar
             "sharpen` (or the Pansharpen algorithm) made from this PAN and MS."
         )
     fx, fy = round(fx), round(fy)
-    r = pair.ratio
-    px, py = pair.ms_phase
-    y0 = fy + (-(fy + py)) % r
-    x0 = fx + (-(fx + px)) % r
-    h = (min(fy + image.shape[1], pair.window.height) - y0) // r
-    w = (min(fx + image.shape[2], pair.window.width) - x0) // r
-    if h < 2 or w < 2:
+    crop = whole_ms_crop(pair.ratio, pair.ms_phase, (fy, min(fy + image.shape[1], pair.window.height)),
+                         (fx, min(fx + image.shape[2], pair.window.width)))
+    if crop.ms_height < 2 or crop.ms_width < 2:
         raise PansharpenError("The sharpened raster does not overlap its PAN and MS.")
-    pan, _ = pair.read_pan((y0, y0 + r * h), (x0, x0 + r * w))
-    ms, _ = pair.read_ms(((y0 + py) // r, (y0 + py) // r + h), ((x0 + px) // r, (x0 + px) // r + w))
-    crop = image[:, y0 - fy:y0 - fy + r * h, x0 - fx:x0 - fx + r * w]
-    return pan, ms, crop
+    pan, _, ms, _ = read_crop(pair, crop)
+    (y0, y1), (x0, x1) = crop.pan_rows, crop.pan_cols
+    return pan, ms, image[:, y0 - fy:y1 - fy, x0 - fx:x1 - fx]

@@ -106,6 +106,10 @@ class TileGrid:
         return Blender(self)
 
 
+def _ones(weights: np.ndarray) -> bool:
+    return bool((weights == 1.0).all())
+
+
 class Blender:
     """Accumulates weighted tiles; hands out each cell once it is complete."""
 
@@ -127,12 +131,16 @@ class Blender:
             for cj, (c, d) in enumerate(g._xcells):
                 if d <= tile.x0 or c >= tile.x1:
                     continue
-                part = values[:, a - tile.y0:b - tile.y0, c - tile.x0:d - tile.x0] * \
-                    weights[a - tile.y0:b - tile.y0, c - tile.x0:d - tile.x0]
                 key = (ci, cj)
+                part = values[:, a - tile.y0:b - tile.y0, c - tile.x0:d - tile.x0]
+                last = g._ylast[ci] == tile.row and g._xlast[cj] == tile.col
+                if not (last and key not in self._pending and _ones(g._wy[tile.row][a - tile.y0:b - tile.y0])
+                        and _ones(g._wx[tile.col][c - tile.x0:d - tile.x0])):
+                    # (a cell only this tile covers, weight 1, is handed out as it is: issue 18)
+                    part = part * weights[a - tile.y0:b - tile.y0, c - tile.x0:d - tile.x0]
                 acc = self._pending.pop(key, None)
                 acc = part if acc is None else acc + part
-                if g._ylast[ci] == tile.row and g._xlast[cj] == tile.col:
+                if last:
                     done.append((a, c, acc))
                 else:
                     self._pending[key] = acc

@@ -11,8 +11,9 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
-from .core.i18n import install_translator, remove_translator, tr
-from .provider import DOCK_ICON_PATH, ICON_PATH, DiffusionPansharpeningProvider
+from .core.i18n import tr
+from .paths import DOCK_ICON_PATH, ICON_PATH
+from .provider import DiffusionPansharpeningProvider
 
 MENU = "&Diffusion Pansharpening"
 TOOLBAR_NAME = "DiffusionPansharpeningToolbar"
@@ -28,7 +29,6 @@ class DiffusionPansharpeningPlugin:
 
         activate()  # PyTorch that the plugin's installer put in its own folder
         self.iface = iface
-        self.translator = install_translator()
         self.provider = None
         self.toolbar = None
         self.actions = []
@@ -87,8 +87,6 @@ class DiffusionPansharpeningPlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
-        remove_translator(self.translator)
-        self.translator = None
 
     # -- actions ----------------------------------------------------------------------
     def show_dialog(self):

@@ -1,14 +1,11 @@
 """The Processing provider: the plugin's algorithms in the toolbox and qgis_process."""
-import os
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .core.i18n import tr
+from .paths import ICON_PATH
 
 PROVIDER_ID = "diffusion_pansharpening"
-ICON_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
-DOCK_ICON_PATH = os.path.join(os.path.dirname(ICON_PATH), "icon_dock.svg")  # the panel's toggle
 
 
 class DiffusionPansharpeningProvider(QgsProcessingProvider):

@@ -4,6 +4,7 @@ Tests that need the shared imagery fail (never skip) with a clear message when i
 missing, so a broken checkout cannot pass silently.
 """
 import os
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,29 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SAMPLE = ROOT / "resources" / "sample"
+
+# Test kinds (markers registered in pyproject.toml), by file name so that a new test needs
+# no decorator: ``make test-fast`` runs ``-m unit``, ``make test`` everything. A test (or
+# its module) that carries a kind marker itself keeps that one instead: that is how a
+# file of one kind holds a test of another.
+KINDS = ("unit", "qgis", "slow", "training")
+FILE_KINDS = {
+    "qgis": ("test_plugin_*.py", "test_reliability_qgis.py", "test_package.py"),
+    "training": ("test_training*.py", "test_recipes.py"),
+    "slow": ("test_adapt.py", "test_batch.py", "test_benchmarks.py", "test_properties.py",
+             "test_imports.py", "test_training_ddp.py"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its kind: its file's kinds, else ``unit``."""
+    for item in items:
+        if any(m.name in KINDS for m in item.iter_markers()):
+            continue
+        name = item.path.name
+        kinds = [kind for kind, patterns in FILE_KINDS.items() if any(fnmatch(name, p) for p in patterns)]
+        for kind in kinds or ["unit"]:
+            item.add_marker(kind)
 
 
 
@@ -43,12 +67,12 @@ def worldview2():
 
 
 def load_mat_pair(path: Path):
-    from scipy.io import loadmat
+    """(PAN, MS) float64 through the engine's own reader (engine.pairs), as the engine
+    and training read the pair."""
+    from diffusion_pansharpening.engine.pairs import read_mat_pair
 
-    mat = loadmat(str(path))
-    pan = np.asarray(mat["I_PAN"], dtype=np.float64)
-    ms = np.moveaxis(np.asarray(mat["I_MS"], dtype=np.float64), -1, 0)
-    return pan, ms
+    pair = read_mat_pair(path, np.float64)
+    return pair.pan, pair.ms
 
 
 @pytest.fixture(scope="session")

@@ -181,7 +181,7 @@ def test_batch_on_a_scheduler_survives_a_killed_worker_and_reruns_nothing(tmp_pa
         while killed is None:  # the deep scene is being written (its scratch file exists): kill its worker
             assert batch.poll() is None, f"the batch ended before a worker could be killed: {batch.stderr.read()}"
             assert time.monotonic() < deadline, "the deep scene never started"
-            writing = list(out.glob(".pansharpen-batch-*/.deep.tif.*.partial-*")) if out.exists() else []
+            writing = list(out.glob(".pansharpen-batch-*/.deep.tif.*.p*-*")) if out.exists() else []  # partial-, packing-
             busy = [addr for addr, keys in client.processing().items() if any("-deep-" in str(k) for k in keys)]
             if writing and busy:
                 killed = busy[0]

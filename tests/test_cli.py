@@ -75,6 +75,7 @@ def test_evaluate_full_resolution_on_geotiffs(sample_paths, tmp_path):
             assert 0.0 <= m[name]["whole"][key] <= 1.0
 
 
+@pytest.mark.slow  # a few seconds: out of make test-fast
 def test_score_against_reference_and_at_full_resolution(sample_paths, tmp_path):
     pan, ms = sample_paths
     fused = tmp_path / "fused.tif"

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from diffusion_pansharpening.engine.models.diffusion import (
-    CosineDiffusion, cosine_alphas_cumprod, ddim_timesteps, timestep_embedding)
+    CosineDiffusion, cosine_alphas_cumprod, timestep_embedding)
+from diffusion_pansharpening.engine.models.samplers import DDIMSampler, ddim_timesteps
 
 torch.set_num_threads(1)
 
@@ -51,7 +52,7 @@ def test_ddim_timesteps():
 def test_ddim_with_a_perfect_x0_predictor_returns_x0(steps):
     diff = CosineDiffusion()
     x0 = torch.randn(2, 3, 5, 5)
-    out = diff.ddim_sample(lambda x, t: x0, x0.shape, steps, torch.Generator().manual_seed(3))
+    out = DDIMSampler(diff).sample(lambda x, t: x0, x0.shape, steps, torch.Generator().manual_seed(3))
     torch.testing.assert_close(out, x0, atol=1e-5, rtol=1e-5)
 
 
@@ -62,7 +63,7 @@ def _toy_predictor(x, t):
 
 def test_ddim_is_deterministic_for_a_seed():
     diff = CosineDiffusion()
-    run = lambda seed: diff.ddim_sample(_toy_predictor, (2, 3, 8, 8), 10, torch.Generator().manual_seed(seed))
+    run = lambda seed: DDIMSampler(diff).sample(_toy_predictor, (2, 3, 8, 8), 10, torch.Generator().manual_seed(seed))
     a, b, c = run(0), run(0), run(1)
     assert torch.equal(a, b)
     assert (a - c).abs().max() > 1e-3
@@ -71,7 +72,7 @@ def test_ddim_is_deterministic_for_a_seed():
 def test_ddim_one_step_is_the_prediction_at_T_minus_1():
     diff = CosineDiffusion()
     noise = torch.randn(1, 2, 4, 4)
-    out = diff.ddim_sample(_toy_predictor, noise.shape, 1, noise=noise)
+    out = DDIMSampler(diff).sample(_toy_predictor, noise.shape, 1, noise=noise)
     torch.testing.assert_close(out, _toy_predictor(noise, torch.tensor([999])))
 
 
@@ -79,7 +80,7 @@ def test_ddim_step_inverts_q_sample_for_the_true_x0_and_eps():
     diff = CosineDiffusion()
     x0, eps = torch.randn(1, 1, 4, 4), torch.randn(1, 1, 4, 4)
     x_t = diff.q_sample(x0, torch.tensor([700]), eps)
-    x_prev = diff.ddim_step(x_t, x0, 700, 300)
+    x_prev = DDIMSampler(diff).step(x_t, x0, 700, 300)
     torch.testing.assert_close(x_prev, diff.q_sample(x0, torch.tensor([300]), eps))
 
 

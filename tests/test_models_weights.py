@@ -9,8 +9,9 @@ import torch
 from safetensors.torch import save_file
 
 from diffusion_pansharpening.engine.errors import PansharpenError
+from diffusion_pansharpening.engine.registry import names as architectures
 from diffusion_pansharpening.engine.models import (
-    ARCHITECTURES, DeepModel, build, build_metadata, count_parameters, describe, load, resolve_device,
+    DeepModel, build, build_metadata, count_parameters, describe, load, resolve_device,
     save_weights)
 from test_models_fose import perturb
 
@@ -44,7 +45,7 @@ def saved(tmp_path):
     return make
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("arch", architectures())
 def test_round_trip_gives_identical_outputs(saved, arch):
     path, model = saved(arch)
     loaded = load(str(path), device="cpu")
@@ -183,7 +184,7 @@ def test_resolve_device():
         resolve_device("gpu")
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("arch", architectures())
 def test_models_run_under_reduced_precision_autocast(arch):
     """The dtype handling of the CUDA float16 path, exercised with the CPU's bfloat16
     autocast (no GPU here): the output stays float32 and close to the float32 run."""

@@ -52,3 +52,40 @@ def test_cog_on_request_from_the_command_line(sample_paths, tmp_path):
     assert gdal.Open(str(cog)).GetRasterBand(1).GetOverviewCount() >= 1
     np.testing.assert_array_equal(read_raster(cog), read_raster(plain))
     assert sorted(os.listdir(tmp_path)) == ["cog.tif", "plain.tif"]
+
+
+def test_overviews_written_on_the_way_average_whole_blocks(tmp_path):
+    """Issue 18: the writer averages each overview level from its strips as they are
+    written, whatever the cells (rows crossing the 256-row strips): each overview pixel
+    is the mean of its f x f block (of the pixels there are, at the right and bottom
+    edges), rounded half up; where the size is a multiple of the factor, that is GDAL's
+    AVERAGE (which otherwise spreads the last, partial block over the row)."""
+    from diffusion_pansharpening.engine.writer import GeoTiffWriter
+
+    rng = np.random.default_rng(18)
+    height, width, bands = 1100, 1030, 3  # odd overview sizes at 4 and 8
+    data = rng.integers(0, 4000, (bands, height, width)).astype(np.float32)
+    out = tmp_path / "strips.tif"
+    rows, cols = [0, 300, 301, 700, 1100], [0, 513, 1030]
+    with GeoTiffWriter(str(out), width=width, height=height, bands=bands, geotransform=(0, 1, 0, 0, 0, -1),
+                       crs_wkt="", data_type="UInt16", nodata=None, band_names=["a", "b", "c"]) as writer:
+        for y0, y1 in zip(rows[:-1], rows[1:]):
+            for x0, x1 in zip(cols[:-1], cols[1:]):
+                writer.write(y0, x0, data[:, y0:y1, x0:x1])
+        writer.commit()
+    ds = gdal.Open(str(out))
+    np.testing.assert_array_equal(ds.ReadAsArray(), data.astype(np.uint16))
+    reference = gdal.Translate("", ds, format="MEM")
+    reference.BuildOverviews("AVERAGE", [2])  # 1100 x 1030: whole 2 x 2 blocks
+    for band in range(1, bands + 1):
+        got = ds.GetRasterBand(band)
+        assert got.GetOverviewCount() == 2
+        np.testing.assert_array_equal(got.GetOverview(0).ReadAsArray(),
+                                      reference.GetRasterBand(band).GetOverview(0).ReadAsArray())
+        for level, f in enumerate((2, 4)):
+            padded = np.pad(data[band - 1].astype(np.float64), ((0, -height % f), (0, -width % f)),
+                            constant_values=np.nan)
+            blocks = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f)
+            want = np.floor(np.nanmean(blocks, axis=(1, 3)) + 0.5)
+            np.testing.assert_array_equal(got.GetOverview(level).ReadAsArray(), want)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["strips.tif"]

@@ -169,6 +169,7 @@ def test_training_patches_are_the_same_for_every_encoding(crop, kind, per_band):
         assert scores[key] == pytest.approx(expected[key], rel=1e-3, abs=1e-3)
 
 
+@pytest.mark.training  # trains a few steps
 @pytest.mark.parametrize("option, recorded", [("scene", NAME), (None, None)])
 def test_training_config_option_records_the_normalisation(tmp_path, option, recorded, shared_data):
     """``[data] normalisation = "scene"`` trains on scene-normalised patches and says so
@@ -213,6 +214,7 @@ def test_statistics_are_the_scenes_not_the_extents(crop, tmp_path):
 LANDSAT_FOSE = ROOT / "resources" / "weights" / "landsat8-fose.safetensors"
 
 
+@pytest.mark.slow  # a few seconds: out of make test-fast
 def test_the_shipped_model_keeps_its_quality_in_every_encoding(sample_paths):
     """The shipped landsat8 Fose on the real Landsat-8 sample at reduced resolution
     (Wald): the same scene as 16-bit DN, as surface reflectance x 10000 (Landsat

@@ -197,6 +197,7 @@ def _wait_for_scratch(process, folder, before=(), timeout=60):
     return False
 
 
+@pytest.mark.slow  # a few seconds: out of make test-fast
 def test_sigterm_removes_the_scratch_file_and_a_rerun_removes_a_killed_runs(sample_paths, tmp_path):
     pan, ms = sample_paths
     out = str(tmp_path / "out.tif")
@@ -226,6 +227,7 @@ def test_a_live_runs_scratch_file_is_left_alone(tmp_path):
     assert alive.exists()
 
 
+@pytest.mark.slow  # a few seconds: out of make test-fast
 def test_fault_sigterm_and_sigkill_at_random_points_keep_the_previous_output(sample_paths, tmp_path):
     """Kill a run over an existing output at random points: the previous output is intact
     afterwards, SIGTERM leaves no scratch file, and a rerun succeeds and cleans up."""

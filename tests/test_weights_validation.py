@@ -111,6 +111,7 @@ print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) /
 """
 
 
+@pytest.mark.slow  # a few seconds: out of make test-fast
 def test_a_small_forged_file_cannot_make_the_engine_allocate(tmp_path):
     """Sizes within the bounds but not those of the file's tensors, and a fose whose
     config asks for hundreds of millions of parameters: refused from the header and a
@@ -188,6 +189,7 @@ train_stage(_stage(), _patches(), None, cfg, sys.argv[1], progress=False)
 """
 
 
+@pytest.mark.training  # runs a training stage
 def test_fault_killing_a_training_stage_keeps_the_last_checkpoint(tmp_path):
     """SIGTERM and SIGKILL at random points of a stage that checkpoints every 3 steps:
     the checkpoint left is always a complete one, and --resume continues from it."""

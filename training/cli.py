@@ -17,15 +17,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..engine import registry
 from ..engine.errors import PansharpenError
-
-PIPELINES = {"fose": 4, "ksdiff": 2}
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pansharpen train",
                                 description="Train Fose or KSDiff, one stage at a time.")
-    p.add_argument("pipeline", choices=["fose", "ksdiff", "all"])
+    p.add_argument("pipeline", choices=[*registry.pipelines(), "all"])
     p.add_argument("--config", default="cpu", help="TOML file or shipped name (tiny, cpu)")
     p.add_argument("--stage", type=int, help="stage number (fose 1-4, ksdiff 1-2)")
     p.add_argument("--data", nargs="+", help=".h5, .mat, or PAN and MS GeoTIFFs")
@@ -41,8 +40,8 @@ def _stages(args) -> list[tuple[str, int]]:
     if args.pipeline == "all":
         if args.stage is not None:
             raise PansharpenError("'train all' runs every stage; drop --stage")
-        return [(name, s) for name, n in PIPELINES.items() for s in range(1, n + 1)]
-    n = PIPELINES[args.pipeline]
+        return [(name, s) for name, p in registry.pipelines().items() for s in p.stage_table()]
+    n = registry.pipeline(args.pipeline).count
     if args.stage is None or not 1 <= args.stage <= n:
         raise PansharpenError(f"{args.pipeline} has stages 1 to {n}: pass --stage N")
     return [(args.pipeline, args.stage)]
@@ -53,7 +52,6 @@ def run_stages(args) -> list:
     from .datasets import load_training_data
     from .run import Run
     from .trainer import init_distributed
-    from . import fose_stages, ksdiff_stages
 
     stages = _stages(args)
     config = load_config(args.config)
@@ -70,10 +68,9 @@ def run_stages(args) -> list:
     if dist.main:
         print(f"training data: {len(train)} training and {len(val)} validation patches "
               f"from {train.source} / {val.source}", file=sys.stderr)
-    modules = {"fose": fose_stages, "ksdiff": ksdiff_stages}
     results = []
     for pipeline, n in stages:
-        result = modules[pipeline].STAGES[n](run)
+        result = registry.pipeline(pipeline).stage_table()[n](run)
         results.append(result)
         if dist.main:
             _report(pipeline, n, result)

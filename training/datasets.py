@@ -38,11 +38,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..engine import sensors
 from ..engine.errors import PansharpenError
-
-#: docs/design.md, "Common conventions": 11-bit sensors use 2047, GaoFen-2 1023.
-SENSOR_SCALES = {"WV2": 2047.0, "WV3": 2047.0, "QB": 2047.0, "IKONOS": 2047.0,
-                 "GE1": 2047.0, "GF2": 1023.0}
 
 
 @dataclass
@@ -130,7 +127,8 @@ def read_pancollection(path: str | Path, scale: float | None = None,
     with h5py.File(path, "r") as f:
         arrays = {k: f[k][()] for k in ("gt", "ms", "lms", "pan") if k in f}
     if scale is None:
-        scale = SENSOR_SCALES.get((sensor or "").upper())
+        known = sensors.lookup(sensor)  # docs/design.md, "Common conventions"
+        scale = known.scale if known else None
     if scale is None:
         peak = max(float(np.max(a)) for a in arrays.values())
         scale = 1023.0 if peak <= 1023 else 2047.0
@@ -152,6 +150,29 @@ def read_mat_patches(path: str | Path, scale: float = 2047.0,
     return _from_arrays(arrays, scale, sensor, str(path))
 
 
+def rewald_patches(patches: PatchSet) -> PatchSet:
+    """Ready patches degraded again from their ground truth by the engine's own Wald
+    protocol (engine.mtf: sensor MTF, decimation at phase ratio // 2; LMS by
+    engine.upsample), keeping the provider's PAN.
+
+    Why: the WorldView-3 patches' MS is decimated about half a PAN pixel off that phase
+    (it matches the ground truth's MTF-blurred copy at offset 1.5 where the engine's
+    protocol uses 2), so a network trained on them next to our own Wald pairs learns two
+    different PAN-MS registrations, and scores on them measure the provider's phase."""
+    from ..engine.mtf import degrade_to_ms_scale, sensor_gains
+    from ..engine.upsample import upsample
+
+    if patches.gt is None:
+        raise PansharpenError(f"{patches.source} has no ground truth to degrade again")
+    gains, _ = sensor_gains(patches.sensor, patches.bands)
+    gt = patches.gt.numpy().astype(np.float64)
+    ms = np.stack([degrade_to_ms_scale(g, gains, patches.ratio) for g in gt])
+    lms = np.stack([upsample(m, patches.ratio) for m in ms])
+    f = lambda a: torch.from_numpy(a.astype(np.float32))
+    return PatchSet(patches.gt, f(lms), f(ms), patches.pan, patches.scale, patches.ratio,
+                    patches.sensor, f"{patches.source} (MS degraded again from gt)", patches.norm)
+
+
 # ---------------------------------------------------------------- real pairs
 
 @dataclass
@@ -167,19 +188,12 @@ class ScenePair:
 
 
 def read_mat_pair(path: str | Path) -> ScenePair:
-    """A GRIP-style ``.mat`` pair: I_PAN (H x W), I_MS (h x w x B), ratio, L (bits), sensor."""
-    from scipy.io import loadmat
+    """A GRIP-style ``.mat`` pair: I_PAN (H x W), I_MS (h x w x B), ratio, L (bits), sensor
+    (read by the engine's ``pairs.read_mat_pair``, as evaluation reads it)."""
+    from ..engine.pairs import read_mat_pair as read_pair
 
-    mat = loadmat(str(path))
-    if "I_PAN" not in mat or "I_MS" not in mat:
-        raise PansharpenError(f"{path} has neither ready patches (gt/ms/lms/pan) nor a "
-                              "pair (I_PAN, I_MS)")
-    bits = int(np.asarray(mat.get("L", 11)).ravel()[0])
-    sensor = str(np.asarray(mat["sensor"]).ravel()[0]) if "sensor" in mat else None
-    pan = np.asarray(mat["I_PAN"], dtype=np.float64)
-    ms = np.moveaxis(np.asarray(mat["I_MS"], dtype=np.float64), -1, 0)
-    ratio = int(np.asarray(mat.get("ratio", pan.shape[1] // ms.shape[2])).ravel()[0])
-    return ScenePair(pan, ms, ratio, float(2 ** bits - 1), sensor, str(path))
+    mat = read_pair(path, np.float64)
+    return ScenePair(mat.pan, mat.ms, mat.ratio, mat.scale, mat.sensor, str(path))
 
 
 def read_geotiff_pair(pan_path: str | Path, ms_path: str | Path,
@@ -194,16 +208,12 @@ def read_geotiff_pair(pan_path: str | Path, ms_path: str | Path,
     [r m, r m + r). The pair is cropped to the whole MS pixels inside the overlap
     (dropping the partial first MS row/column when the grids are out of phase);
     a scene with nodata inside that crop is refused (crop it to valid data first)."""
+    from ..engine.pairs import read_whole_ms
     from ..engine.raster_io import RasterPair
 
     pair = RasterPair(str(pan_path), str(ms_path), sensor=sensor)
-    r, w = pair.ratio, pair.window
-    px, py = pair.ms_phase
-    x0, y0 = (r - px) % r, (r - py) % r  # first output pixel starting an MS pixel
-    nx, ny = (w.width - x0) // r, (w.height - y0) // r
-    pan, pan_ok = pair.read_pan((y0, y0 + ny * r), (x0, x0 + nx * r))
-    mx, my = (x0 + px) // r, (y0 + py) // r  # that MS pixel, as read_ms indexes
-    ms, ms_ok = pair.read_ms((my, my + ny), (mx, mx + nx))
+    r = pair.ratio
+    _, pan, pan_ok, ms, ms_ok = read_whole_ms(pair)
     if not (pan_ok.all() and ms_ok.all()):
         raise PansharpenError(f"{pan_path} / {ms_path} have nodata inside their overlap; "
                               "crop the pair to valid pixels before training")

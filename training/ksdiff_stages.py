@@ -44,7 +44,7 @@ def stage2_loss(model: KSDiff, b, steps: int, weight: float) -> torch.Tensor:
     with torch.no_grad():
         z0 = model.encode_prior(b["pan"], b["lms"], b["gt"])
     noise = b.randn(*z0.shape[1:])
-    z_hat = model.sample_prior(model.condition(b["pan"], b["lms"]), steps, noise=noise)
+    z_hat = model.sample_prior(model.condition(b["pan"], b["lms"]), steps=steps, noise=noise)
     h2 = model.reconstruct(b["pan"], b["lms"], z_hat)
     return F.l1_loss(z_hat, z0) + weight * F.l1_loss(h2, b["gt"])
 

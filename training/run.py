@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..engine import sensors
 from ..engine.errors import PansharpenError
 from .config import StageConfig, model_config, stage_settings
 from .datasets import PatchSet
@@ -29,14 +30,6 @@ DATA_LICENCES = {
             "2016 (Remote Sensing 8(7):594) and Scarpa et al. 2018 (IEEE TGRS 56(9))",
     "wv3_patches": "GPL-3.0 (WV3 patches from the FusionNet authors' public repository)",
     "landsat8": "CC0 (USGS Landsat-8)",
-}
-
-
-#: Band names by (sensor, band count), from ../shared/data/README.md.
-BAND_NAMES = {
-    ("WV3", 8): ("coastal", "blue", "green", "yellow", "red", "red edge", "NIR1", "NIR2"),
-    ("WV2", 8): ("coastal", "blue", "green", "yellow", "red", "red edge", "NIR1", "NIR2"),
-    ("IKONOS", 4): ("blue", "green", "red", "NIR"),
 }
 
 
@@ -99,7 +92,8 @@ class Run:
         return self.out / f"{name}.safetensors"
 
     def band_names(self) -> list[str]:
-        names = BAND_NAMES.get(((self.train.sensor or "").upper(), self.bands))
+        known = sensors.lookup(self.train.sensor)  # band names by sensor: engine/sensors.py
+        names = known.band_names_for(self.bands) if known else None
         return list(names) if names else [f"band{i + 1}" for i in range(self.bands)]
 
     def metadata(self, architecture: str, config, quality: dict | None) -> dict:

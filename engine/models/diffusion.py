@@ -1,4 +1,5 @@
-"""Shared diffusion parts: cosine schedule, forward noising, DDIM with x0 prediction.
+"""Shared diffusion parts: the cosine schedule and forward noising (the DDIM sampler is in
+:mod:`.samplers`, apart from the denoisers as in diffusers).
 
 Both methods use the same machinery: Fose's teacher diffuses the residual image
 HRMS - LMS, KSDiff diffuses a small latent prior z. Everything here is written for
@@ -27,16 +28,13 @@ Project choices (the papers are silent):
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 
 DEFAULT_TIMESTEPS = 1000
 COSINE_OFFSET = 0.008  # s in Nichol & Dhariwal eq. 17
 MAX_BETA = 0.999  # their clipping of beta_t, prevents a singularity at t = T
-
-# model_fn(x_t, t) -> x0_hat, where t is a (N,) long tensor of timesteps.
-X0Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def cosine_alphas_cumprod(timesteps: int = DEFAULT_TIMESTEPS, s: float = COSINE_OFFSET) -> torch.Tensor:
@@ -62,21 +60,14 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return emb
 
 
-def ddim_timesteps(steps: int, timesteps: int = DEFAULT_TIMESTEPS) -> list[int]:
-    """Descending timesteps visited by a DDIM sampler with ``steps`` evaluations."""
-    if not 1 <= steps <= timesteps:
-        raise ValueError(f"DDIM steps must be between 1 and {timesteps}, got {steps}")
-    grid = torch.linspace(timesteps - 1, 0, steps, dtype=torch.float64).round().long()
-    return [int(v) for v in grid]
-
-
 def seeded_noise(shape: Sequence[int], generator: Optional[torch.Generator], device: torch.device | str = "cpu") -> torch.Tensor:
     """Standard normal noise drawn on the CPU (reproducible across devices)."""
     return torch.randn(tuple(shape), generator=generator, dtype=torch.float32).to(device)
 
 
 class CosineDiffusion:
-    """The noise schedule plus the two operations the models need: q_sample and DDIM."""
+    """The noise schedule and the forward process q_sample (training); sampling is
+    :class:`.samplers.DDIMSampler`'s."""
 
     def __init__(self, timesteps: int = DEFAULT_TIMESTEPS):
         self.timesteps = timesteps
@@ -90,31 +81,3 @@ class CosineDiffusion:
         """Draw x_t ~ q(x_t | x0) with the given noise (t: (N,) long)."""
         ab = self._ab(t, x0)
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-
-    def ddim_step(self, x_t: torch.Tensor, x0_hat: torch.Tensor, t: int, t_prev: Optional[int]) -> torch.Tensor:
-        """One deterministic DDIM update from t to t_prev (None = the clean sample)."""
-        if t_prev is None:
-            return x0_hat
-        ab_t = float(self.alphas_cumprod[t])
-        ab_prev = float(self.alphas_cumprod[t_prev])
-        eps_hat = (x_t - math.sqrt(ab_t) * x0_hat) / math.sqrt(1 - ab_t)
-        return math.sqrt(ab_prev) * x0_hat + math.sqrt(1 - ab_prev) * eps_hat
-
-    def ddim_sample(
-        self,
-        model_fn: X0Predictor,
-        shape: Sequence[int],
-        steps: int,
-        generator: Optional[torch.Generator] = None,
-        device: torch.device | str = "cpu",
-        noise: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
-        """Sample with ``steps`` network evaluations, eta = 0, from seeded noise x_T."""
-        x = noise.float().to(device) if noise is not None else seeded_noise(shape, generator, device)
-        schedule = ddim_timesteps(steps, self.timesteps)
-        for i, t in enumerate(schedule):
-            t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-            x0_hat = model_fn(x, t_batch).float()
-            t_prev = schedule[i + 1] if i + 1 < len(schedule) else None
-            x = self.ddim_step(x, x0_hat, t, t_prev)
-        return x

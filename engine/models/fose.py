@@ -46,6 +46,7 @@ from torch import nn
 
 from .blocks import AdaptiveResBlock, Upsample, assignment_logits, conv3x3, crop, pad_to_multiple, upsample_to
 from .diffusion import CosineDiffusion, seeded_noise, timestep_embedding
+from .samplers import DDIMSampler
 
 
 @dataclass
@@ -111,6 +112,7 @@ class ResidualDenoiser(nn.Module):
         self.config = config
         w, b, bands = config.widths, config.blocks, config.bands
         self.diffusion = CosineDiffusion(config.timesteps)
+        self.sampler = DDIMSampler(self.diffusion)
         self.condition_encoder = ConditionEncoder(bands, w)
         self.time_mlp = nn.Sequential(nn.Linear(config.time_dim, config.time_dim), nn.SiLU(),
                                       nn.Linear(config.time_dim, config.time_dim))
@@ -154,18 +156,22 @@ class ResidualDenoiser(nn.Module):
             h = self.decoder[level](h, cond.decoder[level], emb)
         return crop(self.out(self.act(h)), size), crop(h, size)
 
-    def sample_residual(self, pan, lms, ms, steps: Optional[int] = None,
+    def sample_residual(self, pan, lms, ms, *, steps: Optional[int] = None,
                         generator: Optional[torch.Generator] = None,
                         noise: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The residual r (image units) from ``steps`` DDIM steps (default: sample_steps)."""
         cond = self.condition(pan, lms, ms)
-        x0 = self.diffusion.ddim_sample(lambda x, t: self.denoise(x, t, cond)[0], lms.shape,
-                                        steps or self.config.sample_steps, generator, lms.device, noise)
+        x0 = self.sampler.sample(lambda x, t: self.denoise(x, t, cond)[0], lms.shape,
+                                 steps or self.config.sample_steps, generator, lms.device, noise)
         return x0 / self.config.residual_scale
 
-    def forward(self, pan, lms, ms, steps: Optional[int] = None,
+    def forward(self, pan, lms, ms, *, steps: Optional[int] = None,
                 generator: Optional[torch.Generator] = None, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return lms + self.sample_residual(pan, lms, ms, steps, generator, noise).to(lms.dtype)
+        return lms + self.sample_residual(pan, lms, ms, steps=steps, generator=generator, noise=noise).to(lms.dtype)
+
+    def noise_shape(self, lms_shape: tuple) -> tuple:
+        """x_T of one tile: the residual's shape (the engine draws it; registry doc)."""
+        return (1, *lms_shape)
 
     def probe(self, pan, lms, ms) -> torch.Tensor:
         """One network evaluation with zero noise (used to measure the receptive field)."""
@@ -181,7 +187,7 @@ class OneStepStudent(ResidualDenoiser):
         student.load_state_dict(teacher.state_dict())
         return student
 
-    def predict(self, pan, lms, ms, generator: Optional[torch.Generator] = None,
+    def predict(self, pan, lms, ms, *, generator: Optional[torch.Generator] = None,
                 noise: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(residual in image units, last features) from x_T = noise in one step."""
         x_T = noise if noise is not None else seeded_noise(lms.shape, generator, lms.device)
@@ -189,9 +195,9 @@ class OneStepStudent(ResidualDenoiser):
         x0, feat = self.denoise(x_T.to(lms.dtype), t, self.condition(pan, lms, ms))
         return x0 / self.config.residual_scale, feat
 
-    def forward(self, pan, lms, ms, generator: Optional[torch.Generator] = None,
+    def forward(self, pan, lms, ms, *, generator: Optional[torch.Generator] = None,
                 noise: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return lms + self.predict(pan, lms, ms, generator, noise)[0]
+        return lms + self.predict(pan, lms, ms, generator=generator, noise=noise)[0]
 
     def probe(self, pan, lms, ms) -> torch.Tensor:
         return self.forward(pan, lms, ms, noise=torch.zeros_like(lms))
@@ -226,6 +232,10 @@ class E2ENet(nn.Module):
 
     def probe(self, pan, lms, ms) -> torch.Tensor:
         return self.forward(pan, lms, ms)
+
+    def noise_shape(self, lms_shape: tuple) -> None:
+        """Deterministic: no x_T."""
+        return None
 
 
 class EnsembleBlocks(nn.Module):
@@ -262,11 +272,14 @@ class Fose(nn.Module):
         self.e2e = E2ENet(config)
         self.ensemble = EnsembleBlocks(config)
 
-    def forward(self, pan, lms, ms, generator: Optional[torch.Generator] = None,
+    def forward(self, pan, lms, ms, *, generator: Optional[torch.Generator] = None,
                 noise: Optional[torch.Tensor] = None) -> torch.Tensor:
-        r1, f1 = self.student.predict(pan, lms, ms, generator, noise)
+        r1, f1 = self.student.predict(pan, lms, ms, generator=generator, noise=noise)
         r2, f2 = self.e2e.predict(pan, lms, ms)
         return lms + self.ensemble(r1, r2, f1, f2, pan, lms)
 
     def probe(self, pan, lms, ms) -> torch.Tensor:
         return self.forward(pan, lms, ms, noise=torch.zeros_like(lms))
+
+    def noise_shape(self, lms_shape: tuple) -> tuple:
+        return self.student.noise_shape(lms_shape)

@@ -59,6 +59,7 @@ from torch import nn
 
 from .blocks import Upsample, conv3x3, crop, pad_to_multiple
 from .diffusion import CosineDiffusion, timestep_embedding
+from .samplers import DDIMSampler
 
 
 @dataclass
@@ -318,6 +319,7 @@ class KSDiff(nn.Module):
         self.config = config
         c = config
         self.diffusion = CosineDiffusion(c.timesteps)
+        self.sampler = DDIMSampler(self.diffusion)
         self.plfe1 = PLFE(1 + c.bands, c.bands, c.plfe_width, c.plfe_levels, c.latent_grid, c.latent_dim)
         self.plfe2 = PLFE(1, c.bands, max(1, c.plfe_width // 2), c.plfe_levels, c.latent_grid, c.latent_dim)
         self.denoiser = LatentDenoiser(c)
@@ -326,6 +328,10 @@ class KSDiff(nn.Module):
 
     def latent_shape(self, batch: int) -> tuple[int, int, int]:
         return (batch, self.config.latent_grid ** 2, self.config.latent_dim)
+
+    def noise_shape(self, lms_shape: tuple) -> tuple:
+        """x_T of one tile: the latent prior's, whatever the tile size (registry doc)."""
+        return self.latent_shape(1)
 
     def encode_prior(self, pan, lms, hrms) -> torch.Tensor:
         """PLFE1: the target prior z0 (stage 1; training only, needs the ground truth)."""
@@ -338,22 +344,22 @@ class KSDiff(nn.Module):
     def denoise(self, z_t, t, c) -> torch.Tensor:
         return self.denoiser(z_t, t, c)
 
-    def sample_prior(self, c: torch.Tensor, steps: Optional[int] = None,
+    def sample_prior(self, c: torch.Tensor, *, steps: Optional[int] = None,
                      generator: Optional[torch.Generator] = None, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.diffusion.ddim_sample(lambda z, t: self.denoise(z, t, c), self.latent_shape(c.shape[0]),
-                                          steps or self.config.sample_steps, generator, c.device, noise).to(c.dtype)
+        return self.sampler.sample(lambda z, t: self.denoise(z, t, c), self.latent_shape(c.shape[0]),
+                                   steps or self.config.sample_steps, generator, c.device, noise).to(c.dtype)
 
     def reconstruct(self, pan, lms, z) -> torch.Tensor:
         """HRMS from a prior z: kernels, then the backbone's residual added to LMS."""
         return lms + self.backbone(pan, lms, self.kernel_generator(z, pan, lms))
 
-    def forward(self, pan, lms, ms, hrms: Optional[torch.Tensor] = None, steps: Optional[int] = None,
+    def forward(self, pan, lms, ms, *, hrms: Optional[torch.Tensor] = None, steps: Optional[int] = None,
                 generator: Optional[torch.Generator] = None, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
         """With ``hrms`` (stage 1) the prior comes from PLFE1, otherwise from PLFE2 + DDIM."""
         if hrms is not None:
             z = self.encode_prior(pan, lms, hrms)
         else:
-            z = self.sample_prior(self.condition(pan, lms), steps, generator, noise)
+            z = self.sample_prior(self.condition(pan, lms), steps=steps, generator=generator, noise=noise)
         return self.reconstruct(pan, lms, z)
 
     def probe(self, pan, lms, ms) -> torch.Tensor:

@@ -6,7 +6,7 @@ the safetensors library opens it, and pickle / PyTorch zip checkpoints are refus
 with a message that says so.
 
 Metadata (safetensors allows string -> string only; structured values are JSON):
-``architecture`` (one of fose, e2e, dm1, dm50, ksdiff), ``config`` (JSON of the
+``architecture`` (a name of ``engine/registry.py``), ``config`` (JSON of the
 model's config dataclass), ``sensor``, ``bands`` (JSON list of band names), ``ratio``,
 ``scale``, ``training_data``, ``licence``, ``quality`` (JSON of measured indices).
 """
@@ -22,10 +22,10 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
+from .. import registry
 from ..errors import PansharpenError
 from .config import config_to_dict
 
-ARCHITECTURES = ("fose", "ksdiff", "e2e", "dm1", "dm50")
 REQUIRED_METADATA = ("architecture", "config", "sensor", "bands", "ratio", "scale",
                      "training_data", "licence", "quality")
 MAX_HEADER_BYTES = 16 * 1024 * 1024  # shipped headers are a few KiB; the library allows 100 MiB
@@ -46,8 +46,7 @@ def build_metadata(architecture: str, config: Any, *, sensor: str, bands: list[s
                    scale: float, training_data: str, licence: str,
                    quality: Optional[Mapping[str, Any]] = None) -> dict[str, str]:
     """The string -> string metadata dict of a weights file."""
-    if architecture not in ARCHITECTURES:
-        raise PansharpenError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
+    registry.get(architecture)  # a registered name, or a clear error
     return {
         "architecture": architecture,
         "config": json.dumps(config_to_dict(config) if not isinstance(config, dict) else config),
@@ -142,9 +141,9 @@ def _check_required(metadata: Mapping[str, str], path: str) -> None:
     if missing:
         raise PansharpenError(f"weights file {path} lacks the metadata {missing}; "
                               f"a weights file must carry {list(REQUIRED_METADATA)}")
-    if metadata["architecture"] not in ARCHITECTURES:
+    if not registry.is_deep(metadata["architecture"]):
         raise PansharpenError(f"weights file {path} declares architecture {metadata['architecture']!r}; "
-                              f"supported are {ARCHITECTURES}")
+                              f"supported are {registry.names()}")
 
 
 def parse_json_field(metadata: Mapping[str, str], key: str, path: str) -> Any:

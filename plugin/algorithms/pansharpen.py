@@ -31,10 +31,12 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
+from ...engine import sensors
 from ..core.i18n import tr
 from ..core.layers import gdal_source, layers_using
 from ..core.style import TrueColourPostProcessor, band_names
 from ..core.settings import AUTO_TILE, DEFAULT_OVERLAP, DEVICES
+from ..paths import ICON_PATH, help_url  # not from ..provider: the provider imports this module
 
 AUTO = "auto"
 MAX_ADAPT_SECONDS = 1800.0  # the ADAPT parameter's maximum (half an hour of fine-tuning)
@@ -119,8 +121,6 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                   "multispectral raster on the PAN grid.")
 
     def icon(self):
-        from ..provider import ICON_PATH
-
         return QIcon(ICON_PATH)
 
     def tags(self):
@@ -144,9 +144,9 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                       "pixels a side; the overlap hides seams. 0 lets the engine choose (1024, "
                       "or what fits the CPU cache for a deep model); lower it if memory runs out."),
             "  " + tr("Extent: only sharpen this window (used by Preview)."),
-            "  " + tr("Sensor: WV2, WV3, QB, IKONOS, GE1 or GF2 sets the MTF gains and the "
-                      "radiometric scale; empty reads them from the raster's metadata or uses "
-                      "generic values."),
+            "  " + tr("Sensor: {sensors} (or an alias such as WorldView-3) sets the MTF gains "
+                      "and the radiometric scale; empty reads them from the raster's metadata or "
+                      "uses generic values.").format(sensors=sensors.names()),
             "  " + tr("Adapt the model to this scene: seconds of fine-tuning the deep model on "
                       "the scene's own PAN and MS (degraded once more, no ground truth) before it "
                       "runs; 0 is off. The adapted weights are kept in the cache folder "
@@ -161,7 +161,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
         return "\n".join(lines)
 
     def helpUrl(self):  # noqa: N802
-        return "https://example.invalid/diffusion_pansharpening"
+        return help_url()  # the README inside the plugin: there is no public page
 
     # -- parameters -----------------------------------------------------------------
     def initAlgorithm(self, config=None):  # noqa: N802

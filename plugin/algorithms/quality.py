@@ -20,8 +20,10 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
+from ...engine import sensors
 from ..core.i18n import tr
 from ..core.layers import gdal_source
+from ..paths import ICON_PATH, help_url  # not from ..provider: the provider imports this module
 
 # (output name, what it measures, ideal value); output names are the engine's keys
 # upper-cased with non-alphanumerics as "_" (Q2n -> Q2N, D_lambda_K -> D_LAMBDA_K).
@@ -90,9 +92,10 @@ class QualityAlgorithm(QgsProcessingAlgorithm):
         return tr("Pansharpening quality")
 
     def icon(self):
-        from ..provider import ICON_PATH
-
         return QIcon(ICON_PATH)
+
+    def helpUrl(self):  # noqa: N802
+        return help_url()  # the README inside the plugin: there is no public page
 
     def shortHelpString(self):  # noqa: N802
         # plain text, one paragraph a line: qgis_process help prints it as it is
@@ -104,9 +107,9 @@ class QualityAlgorithm(QgsProcessingAlgorithm):
             "  - " + tr("With a reference (the true high-resolution MS, e.g. from Wald's "
                         "protocol): SAM (degrees, 0 ideal), ERGAS (0 ideal), Q2n (Q4/Q8, 1 ideal) "
                         "and SCC (1 ideal)."),
-            tr("Sensor selects the MTF gains used by the indices (WV2, WV3, QB, IKONOS, GE1, "
-               "GF2); leave it empty to use the raster's metadata or the generic gains "
-               "(0.3 per MS band, 0.15 PAN)."),
+            tr("Sensor selects the MTF gains used by the indices ({sensors}); leave it empty "
+               "to use the raster's metadata or the generic gains (0.3 per MS band, 0.15 PAN)."
+               ).format(sensors=sensors.names()),
         ])
 
     def initAlgorithm(self, config=None):  # noqa: N802

@@ -52,13 +52,13 @@ def explain(pair, method: str, weights: Optional[str], methods: dict) -> list:
 def adapted_method(pair, method: str, weights: Optional[str], methods: dict) -> Optional[str]:
     """The deep model that adaptation would fine-tune for ``method`` (``auto`` resolved
     for ``pair``), or None when the run has none to adapt (classical, unavailable, dm50)."""
-    from ...engine.adapt import ADAPTABLE
     from ...engine.families import choose_model
+    from ...engine.registry import adaptable
 
     name = choose_model(pair, method, weights or None).method if pair is not None else method
     info = methods.get(name)
     usable = info is not None and (info.available or bool(weights))
-    return name if usable and name in ADAPTABLE else None
+    return name if usable and name in adaptable() else None
 
 
 def adapt_estimate(pair, name: str, budget: float) -> str:

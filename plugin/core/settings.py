@@ -1,6 +1,7 @@
 """The few choices the plugin remembers between sessions (QgsSettings)."""
 from qgis.core import QgsSettings
 
+from ...engine import sensors
 from ...engine.tiling import DEFAULT_OVERLAP  # noqa: F401 (the plugin's default too)
 
 AUTO_TILE = 0  # tile size 0: the engine chooses for the method and device
@@ -8,10 +9,9 @@ AUTO_TILE = 0  # tile size 0: the engine chooses for the method and device
 PREFIX = "diffusion_pansharpening/"
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_ADAPT_SECONDS = 120  # the dialog's budget for adapting a deep model to the scene
-# the SENSOR values the engine knows (MTF gains and radiometric scale), with the
-# names an analyst reads; "" lets the engine read the raster's metadata
-SENSORS = (("", "From the raster's metadata"), ("WV2", "WorldView-2"), ("WV3", "WorldView-3"),
-           ("QB", "QuickBird"), ("IKONOS", "IKONOS"), ("GE1", "GeoEye-1"), ("GF2", "GaoFen-2"))
+# the SENSOR values the engine knows (engine/sensors.py: MTF gains and radiometric
+# scale), with the names an analyst reads; "" lets the engine read the raster's metadata
+SENSORS = (("", "From the raster's metadata"),) + tuple((s.name, s.title) for s in sensors.SENSORS)
 
 
 def _settings() -> QgsSettings:

@@ -14,6 +14,8 @@ from qgis.core import (
     QgsSingleBandGrayRenderer,
 )
 
+from ...engine import sensors
+
 # QGIS's own default for "cumulative count cut"; wide enough to drop clouds and
 # shadows, narrow enough to keep the scene's colours.
 CUT_LOWER = 0.02
@@ -37,11 +39,10 @@ def _find(names: Sequence[str], colour: str) -> Optional[int]:
 def true_colour_bands(names: Sequence[str]) -> Optional[Tuple[int, int, int]]:
     """1-based (red, green, blue) band numbers, or None when there are fewer than 3.
 
-    Band names win when they say red, green and blue. Otherwise the bands are assumed
-    in wavelength order, as every common sensor stores them: 4 bands are
-    blue, green, red, NIR (IKONOS, QuickBird, GeoEye-1, Pleiades, Landsat 8 B2-B5);
-    8 bands are WorldView's coastal, blue, green, yellow, red, red edge, NIR1, NIR2;
-    any other count >= 3 starts with blue, green, red.
+    Band names win when they say red, green and blue. Otherwise the layout the known
+    sensors with that band count share (engine/sensors.py: 4 bands are blue, green,
+    red, NIR; 8 are WorldView's coastal, blue, green, yellow, red, ...); any other
+    count >= 3 is assumed in wavelength order, starting with blue, green, red.
     """
     count = len(names)
     if count < 3:
@@ -49,9 +50,7 @@ def true_colour_bands(names: Sequence[str]) -> Optional[Tuple[int, int, int]]:
     found = tuple(_find(names, colour) for colour in ("red", "green", "blue"))
     if all(found):
         return found  # type: ignore[return-value]
-    if count == 8:
-        return 5, 3, 2
-    return 3, 2, 1
+    return sensors.default_rgb(count) or (3, 2, 1)
 
 
 def band_names(layer: QgsRasterLayer) -> list:

@@ -47,7 +47,7 @@ def _methods():
 
 
 def _torch_available() -> bool:
-    from ...engine.methods import torch_available
+    from ...engine.deps import torch_available
 
     return torch_available()
 
@@ -305,10 +305,10 @@ class PansharpenControls(QWidget):
         self.adapt_check.setEnabled(name is not None)
         self.adapt_spin.setEnabled(name is not None and self.adapt_check.isChecked())
         if name is None:
-            from ...engine.adapt import ADAPTABLE
+            from ...engine.registry import adaptable
 
             self.adapt_label.setText(tr("Adaptation is for the deep models ({names}).").format(
-                names=", ".join(ADAPTABLE)))
+                names=", ".join(adaptable())))
         elif self.adapt_check.isChecked():
             self.adapt_label.setText(adapt_estimate(self.pair, name, self.adapt_spin.value()))
         else:
@@ -531,7 +531,7 @@ def value_range(scale: float) -> str:
 
 def pair_html(pair) -> str:
     """What the chosen pair gives, as rich text; the engine's notes (warnings) in orange."""
-    from ...engine.raster_io import percent  # 99.8 %, never rounded up to 100 %
+    from ...engine.arrays import percent  # 99.8 %, never rounded up to 100 %
 
     lines = [
         tr("Ratio {ratio}, {bands} bands ({names}), output {width} x {height} pixels in {crs}.").format(

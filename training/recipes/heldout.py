@@ -14,9 +14,9 @@ import time
 import numpy as np
 from osgeo import gdal
 
+from ...engine import registry
 from ...engine.evaluate import Pair, evaluate_pair
 
-DEEP = ("fose", "ksdiff", "e2e", "dm1", "dm50")
 CLASSICAL = ("brovey", "gihs", "gsa", "mtf-glp-hpm")
 BASELINE = "lms"
 GDAL = "gdal:pansharp"
@@ -55,7 +55,7 @@ def gdal_pansharpen(pair: Pair) -> np.ndarray:
 def score(heldout: Pair, weights: dict[str, str], device: str = "cpu") -> tuple[dict, dict]:
     """(reports {"reduced": ..., "full": ...}, full-resolution fused images of the
     picture's methods). ``weights``: deep method -> file (methods without one are skipped)."""
-    methods = [m for m in DEEP if m in weights] + list(CLASSICAL) + [BASELINE]
+    methods = [m for m in registry.names() if m in weights] + list(CLASSICAL) + [BASELINE]
     fused: dict = {}
     reports = {}
     for protocol in ("reduced", "full"):

@@ -33,13 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
+from diffusion_pansharpening.engine import registry
 from diffusion_pansharpening.engine.errors import PansharpenError
 from diffusion_pansharpening.training.recipes import cards, heldout
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = Path(__file__).resolve().parent
-EXPORTED = ("fose", "e2e", "dm1", "dm50", "ksdiff")
-CARDS = ("fose", "ksdiff")
 
 
 def load_recipe(family: str) -> dict:
@@ -163,16 +162,16 @@ def _crop_whole(scene, data: dict):
 
 
 def train(config: dict, train_set, val_set, work: Path, progress: bool) -> dict:
-    """Every stage of both pipelines; returns training seconds per pipeline (stages
-    already finished in ``work`` keep the time recorded when they ran)."""
-    from diffusion_pansharpening.training import fose_stages, ksdiff_stages
+    """Every stage of every registered pipeline; returns training seconds per pipeline
+    (stages already finished in ``work`` keep the time recorded when they ran)."""
     from diffusion_pansharpening.training.run import Run
 
     run = Run(config, train_set, val_set, work, resume="auto", progress=progress)
     times_path = work / "stage_seconds.json"
     times = json.loads(times_path.read_text()) if times_path.exists() else {}
-    for pipeline, stages in (("fose", fose_stages.STAGES), ("ksdiff", ksdiff_stages.STAGES)):
-        for n, stage in stages.items():
+    pipelines = registry.pipelines()
+    for pipeline, spec in pipelines.items():
+        for n, stage in spec.stage_table().items():
             start = time.perf_counter()
             result = stage(run)
             if result.losses:  # trained now (not just reloaded from a finished checkpoint)
@@ -180,7 +179,7 @@ def train(config: dict, train_set, val_set, work: Path, progress: bool) -> dict:
                 earlier = times.get(f"{pipeline}{n}", 0.0) if resumed else 0.0
                 times[f"{pipeline}{n}"] = earlier + time.perf_counter() - start
             times_path.write_text(json.dumps(times, indent=2))
-    return {p: sum(v for k, v in times.items() if k.startswith(p)) for p in ("fose", "ksdiff")}
+    return {p: sum(v for k, v in times.items() if k.startswith(p)) for p in pipelines}
 
 
 def export(work: Path, out: Path, family, recipe: dict, results: dict) -> dict[str, str]:
@@ -192,7 +191,7 @@ def export(work: Path, out: Path, family, recipe: dict, results: dict) -> dict[s
 
     out.mkdir(parents=True, exist_ok=True)
     files = {}
-    for arch in EXPORTED:
+    for arch in registry.exported():
         tensors, meta = read_weights(str(work / f"{arch}.safetensors"))
         meta.update({
             "family": family.name, "sensor": recipe["family"]["sensor"],
@@ -253,7 +252,7 @@ def recipe_run(family_name: str, config_name: str, out: Path, work: Path, docs: 
     sensor = normalise_sensor(scene.sensor)
     held = Pair(scene.pan[:, cut * r:].astype(np.float32), scene.ms[:, :, cut:].astype(np.float32),
                 r, scene.scale, sensor)
-    weights = {arch: str(work / f"{arch}.safetensors") for arch in EXPORTED}
+    weights = {arch: str(work / f"{arch}.safetensors") for arch in registry.exported()}
     say("scoring every method on the held-out region")
     reports, fused = heldout.score(held, weights)
     results = {
@@ -269,10 +268,10 @@ def recipe_run(family_name: str, config_name: str, out: Path, work: Path, docs: 
         "seconds": {k: v["seconds"] for k, v in reports["full"]["methods"].items()},
     }
     tile = int(data.get("latency_tile", 512))
-    results["latency"] = {arch: heldout.latency(weights[arch], tile) for arch in EXPORTED}
+    results["latency"] = {arch: heldout.latency(weights[arch], tile) for arch in registry.exported()}
     export(work, out, family, recipe, results)
     (out / f"{family.name}-quality.json").write_text(json.dumps(results, indent=2))
-    for arch in CARDS:
+    for arch in registry.with_cards():
         (out / f"{family.name}-{arch}.md").write_text(cards.card(results, arch))
     some = next(iter(fused.values()))
     fused["pan"] = held.pan[:some.shape[1], :some.shape[2]]
@@ -299,7 +298,7 @@ def rescore(out: Path, family_name: str, work: Path) -> None:
     cut, r = results["heldout_columns"][0], scene.ratio
     held = Pair(scene.pan[:, cut * r:].astype(np.float32), scene.ms[:, :, cut:].astype(np.float32),
                 r, scene.scale, normalise_sensor(scene.sensor))
-    weights = {arch: str(out / f"{family_name}-{arch}.safetensors") for arch in EXPORTED}
+    weights = {arch: str(out / f"{family_name}-{arch}.safetensors") for arch in registry.exported()}
     reports, _ = heldout.score(held, weights)
     results["reduced"] = heldout.rows(reports["reduced"], heldout.REDUCED_KEYS)
     results["full"] = heldout.rows(reports["full"], heldout.FULL_KEYS)
@@ -319,7 +318,7 @@ def rewrite_cards(out: Path, family_name: str) -> None:
     results = json.loads(saved.read_text())
     results["notes"] = load_recipe(family_name).get("notes", {})
     saved.write_text(json.dumps(results, indent=2))
-    for arch in CARDS:
+    for arch in registry.with_cards():
         (out / f"{family_name}-{arch}.md").write_text(cards.card(results, arch))
 
 
@@ -343,6 +342,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from osgeo import gdal
+
+    gdal.UseExceptions()  # a script of its own: GDAL errors raise (the engine scopes its own)
     out = Path(args.out) if args.out else ROOT / "resources" / "weights"
     docs = Path(args.docs) if args.docs else (out / "docs" if args.out else ROOT / "docs")
     work = Path(args.work) if args.work else (

@@ -4,7 +4,9 @@ leave-one-scene-out benchmark.
 A scene is one acquisition (one place, one sensor): the three SpaceNet-6 tiles are one
 scene (neighbouring tiles of one Rotterdam strip: leaving one tile out while training on
 its neighbours would not be an unseen place), the WorldView-3 patches are one scene
-(the set comes ready-made from one provider; no full-resolution pair). Each scene
+(the set comes ready-made from one provider; no full-resolution pair; their MS is
+degraded again from the ground truth by the engine's own protocol:
+``datasets.rewald_patches``). Each scene
 belongs to the families whose bands it can give: an 8-band WorldView scene also gives
 the 4-band VHR family its blue, green, red and NIR1 bands.
 
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from diffusion_pansharpening.engine.errors import PansharpenError
-from diffusion_pansharpening.engine.mtf import WORLDVIEW_4_BANDS as WV_TO_4
+from diffusion_pansharpening.engine.sensors import WORLDVIEW_4_BANDS as WV_TO_4
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -71,7 +73,7 @@ def load(name: str, family: str) -> list:
             scene.ms = scene.ms[list(WV_TO_4)]
         return [scene]
     if name == "wv3":
-        patches = datasets.read_mat_patches(DATA / "wv3_patches" / "train.mat", sensor="WV3")
+        patches = datasets.rewald_patches(datasets.read_mat_patches(DATA / "wv3_patches" / "train.mat", sensor="WV3"))
         if family == "vhr4":
             pick = lambda t: t[:, list(WV_TO_4)]
             patches = datasets.PatchSet(pick(patches.gt), pick(patches.lms), pick(patches.ms), patches.pan,
