@@ -213,12 +213,9 @@ def one_step_teacher(dm50: str, work: Path) -> str:
 def auto(pair: Pair, weights: dict[str, str]) -> np.ndarray:
     """What ``--method auto`` runs: the shipped-family fose unless the check on the
     input (its content-rich 512-pixel sample, degraded once more) says otherwise."""
-    sample = _content_sample(pair)
-    candidates = {"fose": weights["fose"], **{c: None for c in guard.CLASSICAL_CANDIDATES}}
-    scores = guard.score_candidates(sample, candidates, device="cpu")
-    best = max(scores, key=lambda n: scores[n]["Q2n"])
-    auto.choices.append(best)
-    return sharpen_arrays(pair, best, weights=candidates[best], device="cpu")
+    verdict = guard.judge(_content_sample(pair), "fose", weights["fose"], device="cpu")
+    auto.choices.append(verdict.method)
+    return sharpen_arrays(pair, verdict.method, weights=verdict.weights, device="cpu")
 
 
 auto.choices = []

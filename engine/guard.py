@@ -13,7 +13,13 @@ the PAN (a flat field or cloud says little about sharpening); candidates beside 
 deep model are ``gsa`` and ``mtf-glp-hpm`` (the two best classical methods on every
 scene of our benchmark); Q2n decides (it weighs spectral and spatial fidelity
 together), SAM and ERGAS are reported. A deep model is kept unless a classical method
-beats it by more than ``MARGIN`` Q2n.
+beats it by more than ``MARGIN`` Q2n. A scene too small for a sample whose degraded copy is
+``MIN_REDUCED`` PAN pixels a side is not checked: ``auto`` then takes ``FALLBACK``
+(measured by ``benchmarks/guard_resolution.py``: on our left-out scenes the check's
+margin had the sign of the true one with a 320-pixel sample at ratio 4, 80 pixels once
+degraded, and not with 256 or 128; on the SpaceNet-6 tiles' 150-pixel reduced inputs it
+picked a method up to 0.019 Q2n below the best classical one, where mtf-glp-hpm stays
+within 0.005 of it).
 """
 from __future__ import annotations
 
@@ -30,6 +36,8 @@ SAMPLE = 512  # PAN pixels a side of the checked window (at most)
 CLASSICAL_CANDIDATES = ("gsa", "mtf-glp-hpm")
 MARGIN = 0.0  # Q2n a classical method must win by to replace the deep model
 OVERVIEW = 256  # pixels a side of the decimated PAN read that finds the sample
+MIN_REDUCED = 80  # PAN pixels a side of the sample's degraded copy below which it is not checked
+FALLBACK = "mtf-glp-hpm"  # what auto runs on a scene too small to check
 
 
 @dataclass
@@ -40,9 +48,13 @@ class Verdict:
     weights: str | None
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     size: tuple[int, int] = (0, 0)
+    undecided: bool = False  # the scene is too small for the check (module doc)
 
     def summary(self) -> str:
         """"fose: Q2n 0.931, gsa: Q2n 0.950 on a 512 x 512 sample of this scene ..."."""
+        if self.undecided:
+            return (f"this scene gives only a {self.size[1]} x {self.size[0]} sample, too small for the "
+                    "check to tell the methods apart")
         parts = ", ".join(f"{name}: Q2n {s['Q2n']:.3f}" for name, s in self.scores.items())
         return f"{parts} on a {self.size[1]} x {self.size[0]} sample of this scene (reduced resolution)"
 
@@ -126,11 +138,16 @@ def check(pair, method: str, weights: str | None, *, device: str = "auto", half:
           size: int = SAMPLE, prepare_method=None, consistent: bool = True) -> Verdict:
     """Score ``method`` (a deep model) against the classical candidates on a sample of
     ``pair`` and return the verdict (the best by Q2n, the deep model on a tie)."""
-    sample = read_sample(pair, size)
+    return judge(read_sample(pair, size), method, weights, device=device, half=half,
+                 prepare_method=prepare_method, consistent=consistent)
+
+
+def judge(sample: Pair, method: str, weights: str | None, **options) -> Verdict:
+    """``check``'s verdict on a sample in hand (``options``: those of ``score_candidates``)."""
+    if min(sample.pan.shape) // sample.ratio < MIN_REDUCED:
+        return Verdict(FALLBACK, None, {}, sample.pan.shape, undecided=True)
     candidates = {method: weights, **{c: None for c in CLASSICAL_CANDIDATES if c != method}}
-    scores = score_candidates(sample, candidates, device=device, half=half, prepare_method=prepare_method,
-                              consistent=consistent)
-    verdict = Verdict(method, weights, scores, sample.pan.shape)
+    verdict = Verdict(method, weights, score_candidates(sample, candidates, **options), sample.pan.shape)
     if verdict.loses(method):
         verdict.method, verdict.weights = verdict.best, None
     return verdict

@@ -169,6 +169,10 @@ def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenReq
                               prepare_method=prepare_method, consistent=request.consistent)
     except (PansharpenError, RuntimeError, ValueError, MemoryError) as exc:  # optional: never fatal
         return name, weights, f"Not checked against the classical methods ({exc})."
+    if verdict.undecided:
+        if not auto:
+            return name, weights, f"Not checked against the classical methods: {verdict.summary()}."
+        return verdict.method, None, f"Not checked: {verdict.summary()}; using {verdict.method}."
     if not auto and verdict.method != name:
         return name, weights, (f"Warning: {verdict.summary()}: {verdict.method} would be better "
                                f"here; running {name} as asked.")

@@ -157,3 +157,25 @@ def test_models_command_lists_the_folder(weights_dir, capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "wv8" in out and "ksdiff" in out and "wv8-ksdiff.safetensors" in out
+
+
+def test_a_scene_too_small_to_check_gets_the_classical_fallback(sample_paths, tmp_path):
+    """A 128-pixel clip (ratio 2: a 64-pixel degraded sample) is below what the check can
+    resolve: auto runs guard.FALLBACK and says why; an explicit fose still runs, unchecked."""
+    from osgeo import gdal
+
+    from diffusion_pansharpening.engine import guard
+    from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
+
+    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    gdal.Translate(pan, sample_paths[0], srcWin=[0, 0, 128, 128])
+    gdal.Translate(ms, sample_paths[1], srcWin=[0, 0, 64, 64])
+    messages = []
+    result = sharpen(SharpenRequest(pan, ms, str(tmp_path / "auto.tif"), method="auto", device="cpu"),
+                     log=messages.append)
+    assert result.method == guard.FALLBACK
+    assert any("too small for the check" in m and m.endswith(f"using {guard.FALLBACK}.") for m in messages)
+    messages.clear()
+    result = sharpen(SharpenRequest(pan, ms, str(tmp_path / "fose.tif"), method="fose", device="cpu"),
+                     log=messages.append)
+    assert result.method == "fose" and any(m.startswith("Not checked") for m in messages)
