@@ -13,9 +13,9 @@ the PAN (a flat field or cloud says little about sharpening); candidates beside 
 deep model are ``gsa`` and ``mtf-glp-hpm`` (the two best classical methods on every
 scene of our benchmark); Q2n decides (it weighs spectral and spatial fidelity
 together), SAM and ERGAS are reported. A deep model is kept unless a classical method
-beats it by more than ``MARGIN`` Q2n. A scene too small for a sample whose degraded copy is
-``MIN_REDUCED`` PAN pixels a side is not checked: ``auto`` then takes ``FALLBACK``
-(measured by ``benchmarks/guard_resolution.py``: on our left-out scenes the check's
+beats it by more than ``MARGIN`` Q2n. A scene too small for a sample whose degraded copy has
+the pixels of a ``MIN_REDUCED`` x ``MIN_REDUCED`` square is not checked: ``auto`` then takes
+``FALLBACK`` (measured by ``benchmarks/guard_resolution.py``: on our left-out scenes the check's
 margin had the sign of the true one with a 320-pixel sample at ratio 4, 80 pixels once
 degraded, and not with 256 or 128; on the SpaceNet-6 tiles' 150-pixel reduced inputs it
 picked a method up to 0.019 Q2n below the best classical one, where mtf-glp-hpm stays
@@ -36,7 +36,7 @@ SAMPLE = 512  # PAN pixels a side of the checked window (at most)
 CLASSICAL_CANDIDATES = ("gsa", "mtf-glp-hpm")
 MARGIN = 0.0  # Q2n a classical method must win by to replace the deep model
 OVERVIEW = 256  # pixels a side of the decimated PAN read that finds the sample
-MIN_REDUCED = 80  # PAN pixels a side of the sample's degraded copy below which it is not checked
+MIN_REDUCED = 80  # the sample's degraded copy needs the pixels of this square to be checked
 FALLBACK = "mtf-glp-hpm"  # what auto runs on a scene too small to check
 
 
@@ -144,7 +144,7 @@ def check(pair, method: str, weights: str | None, *, device: str = "auto", half:
 
 def judge(sample: Pair, method: str, weights: str | None, **options) -> Verdict:
     """``check``'s verdict on a sample in hand (``options``: those of ``score_candidates``)."""
-    if min(sample.pan.shape) // sample.ratio < MIN_REDUCED:
+    if sample.pan.shape[0] * sample.pan.shape[1] < (MIN_REDUCED * sample.ratio) ** 2:
         return Verdict(FALLBACK, None, {}, sample.pan.shape, undecided=True)
     candidates = {method: weights, **{c: None for c in CLASSICAL_CANDIDATES if c != method}}
     verdict = Verdict(method, weights, score_candidates(sample, candidates, **options), sample.pan.shape)
