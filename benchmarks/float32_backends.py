@@ -5,7 +5,7 @@ Landsat-8 scene upsampled to N x N PAN (``inputs.landsat_scene``), every method 
 every backend (``DIFFUSION_PANSHARPENING_BACKEND``) once per round, rounds alternating,
 and prints the median whole-process seconds, MP/s, the speed-up of each backend over
 eager PyTorch and the fose / e2e time ratio per backend. The host is shared and its
-speed drifts, so only the ratios within one run mean much (docs/benchmarks.md,
+speed drifts, so only the ratios within one run mean much (docs/performance.md,
 "Deep methods in float32 and against the machine's limit").
 
     DIFFUSION_PANSHARPENING_THREADS=2 .venv/bin/python benchmarks/float32_backends.py \

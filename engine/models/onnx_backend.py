@@ -1,6 +1,6 @@
 """ONNX Runtime as the inference backend of a deep model in float32 on the CPU.
 
-Why (docs/benchmarks.md, "Deep methods in float32 and against the machine's limit"):
+Why (docs/performance.md, "Deep methods in float32 and against the machine's limit"):
 on the 2-core EPYC a shipped Landsat-8 ``fose`` tile (536 pixels with its halo) runs
 2.0x faster in ONNX Runtime's CPU provider than in eager PyTorch, in float32, e2e 1.5x,
 with the same image (largest difference 6e-7 on [0, 1] data): ORT fuses the

@@ -111,7 +111,7 @@ def resolve_backend(backend: Optional[str], device: torch.device, reduced_precis
 
     ``backend`` (else ``DIFFUSION_PANSHARPENING_BACKEND``, else "auto"): "auto" takes ONNX
     Runtime for float32 on the CPU when it is installed (2x faster per fose tile there,
-    same image to 1e-6; docs/benchmarks.md) and PyTorch everywhere else (CUDA; bfloat16 autocast,
+    same image to 1e-6; docs/performance.md) and PyTorch everywhere else (CUDA; bfloat16 autocast,
     which ORT's CPU provider does not run faster); "onnxruntime" asks for it where it
     applies and falls back to PyTorch elsewhere; "torch" is eager PyTorch, the reference.
     """
@@ -269,7 +269,7 @@ class DeepModel:
         ``CPU_TILE_INPUT`` for PyTorch, ``ORT_TILE_INPUT`` for ONNX Runtime. ORT keeps its
         net output rate up to a 1048-pixel input, where a tile throws away far less of its
         work as halo: a Landsat-8 fose tile of 896 (1048 with its halo) gives 1.7x the
-        output pixels per second of one of 384 (536), e2e 1.4x (docs/benchmarks.md, "Deep
+        output pixels per second of one of 384 (536), e2e 1.4x (docs/performance.md, "Deep
         methods in float32"). Fose draws its noise per tile, so another tile size gives
         another (equally good) image: the reduced-resolution indices of the Landsat-8
         scene moved by at most 0.0001."""
