@@ -257,12 +257,13 @@ def test_local_cluster_batch_of_a_folder_with_landsat_names(tmp_path):
 
 def test_worker_loads_a_model_once_for_many_scenes(tmp_path):
     """Two deep scenes in one LocalCluster worker: the model is loaded once, and both the
-    check against the classical methods and the run of each scene use that one."""
+    check against the classical methods and the run of each scene use that one (192-pixel
+    PAN scenes: big enough for the check, guard.MIN_REDUCED)."""
     from diffusion_pansharpening.engine import batch
     from diffusion_pansharpening.engine.pipeline import SharpenRequest
 
     scenes = [batch.Scene(n, str(p), (str(m),), str(tmp_path / f"{n}.tif"))
-              for n, (p, m) in {n: make_pair(tmp_path, n, x, 60, 64) for n, x in (("a", 60), ("b", 300))}.items()]
+              for n, (p, m) in {n: make_pair(tmp_path, n, x, 60, 96) for n, x in (("a", 60), ("b", 300))}.items()]
     rows = batch.run_batch(scenes, SharpenRequest("", "", "", method="e2e", check=True), workers=1, sample=0,
                            stream=None)
     assert [r["status"] for r in rows] == ["sharpened", "sharpened"]

@@ -86,7 +86,7 @@ def test_the_installed_zip_runs_in_qgis_process_from_a_fresh_profile(plugin_zip,
     out = tmp_path / "from_zip.tif"
     pan = ROOT / "resources" / "sample" / "pan.tif"
     x0, dx, _, y0, _, dy = gdal.Open(str(pan)).GetGeoTransform()
-    window = f"{x0 + 64 * dx},{x0 + 192 * dx},{y0 + 192 * dy},{y0 + 64 * dy}"  # 128 x 128: seconds
+    window = f"{x0 + 64 * dx},{x0 + 256 * dx},{y0 + 256 * dy},{y0 + 64 * dy}"  # 192 x 192: checked, seconds
     done = subprocess.run([QGIS_PROCESS, "--json", "run", f"{FOLDER}:pansharpen", "--", f"PAN={pan}",
                            f"MS={ROOT / 'resources' / 'sample' / 'ms.tif'}", "METHOD=auto",
                            f"EXTENT={window}", f"OUTPUT={out}"],
@@ -96,4 +96,4 @@ def test_the_installed_zip_runs_in_qgis_process_from_a_fresh_profile(plugin_zip,
     # auto finds the shipped landsat8 model inside the installed copy
     assert results["METHOD_USED"] == ("fose" if torch_available() else "mtf-glp-hpm")
     written = gdal.Open(str(out))
-    assert (written.RasterCount, written.RasterXSize, written.RasterYSize) == (4, 128, 128)
+    assert (written.RasterCount, written.RasterXSize, written.RasterYSize) == (4, 192, 192)
