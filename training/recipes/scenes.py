@@ -39,7 +39,8 @@ class Scene:
 SCENES: dict[str, Scene] = {s.name: s for s in (
     Scene("ikonos", "GRIP IKONOS pair imgIK.mat (PAN 1280 x 1280, 4 bands, 11-bit)", ("vhr4",), "grip"),
     Scene("wv2", "GRIP WorldView-2 pair imgWV2.mat (PAN 1280 x 1280, 8 bands, 11-bit)", ("vhr4", "wv8"), "grip"),
-    Scene("wv3", "100 WorldView-3 Wald-simulated patches wv3_patches/train.mat (64 x 64, 8 bands)",
+    Scene("wv3", "100 WorldView-3 Wald-simulated patches wv3_patches/train.mat (64 x 64, 8 bands; "
+          "MS degraded again from their ground truth by our protocol)",
           ("vhr4", "wv8"), "wv3_patches"),
     Scene("spacenet6", "SpaceNet-6 WorldView-2 tiles 1-3 over Rotterdam (PAN 600 x 600, 4 bands; valid rows only)",
           ("vhr4",), "spacenet6"),
