@@ -220,10 +220,11 @@ def auto(pair: Pair, weights: dict[str, str]) -> np.ndarray:
 auto.choices = []
 
 
-def _content_sample(pair: Pair) -> Pair:
+def _content_sample(pair: Pair, size: int = guard.SAMPLE) -> Pair:
+    """The central ``size`` x ``size`` PAN window (whole MS pixels) the benchmark's check sees."""
     r = pair.ratio
     unit = r * r
-    h, w = (min(guard.SAMPLE, n // unit * unit) for n in pair.pan.shape)
+    h, w = (min(size, n // unit * unit) for n in pair.pan.shape)
     y, x = ((n - s) // 2 // r * r for n, s in zip(pair.pan.shape, (h, w)))
     return Pair(pair.pan[y:y + h, x:x + w], pair.ms[:, y // r:(y + h) // r, x // r:(x + w) // r], r,
                 pair.scale, pair.sensor)

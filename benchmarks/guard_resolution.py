@@ -32,14 +32,6 @@ CASES = (("vhr4", "ikonos"), ("vhr4", "wv2"), ("vhr4", "spacenet6"), ("wv8", "wv
 RIVALS = ("gsa", "mtf-glp-hpm")
 
 
-def central(pair: Pair, size: int) -> Pair:
-    r, unit = pair.ratio, pair.ratio ** 2
-    h, w = (min(size, n // unit * unit) for n in pair.pan.shape)
-    y, x = ((n - s) // 2 // r * r for n, s in zip(pair.pan.shape, (h, w)))
-    return Pair(pair.pan[y:y + h, x:x + w], pair.ms[:, y // r:(y + h) // r, x // r:(x + w) // r], r,
-                pair.scale, pair.sensor)
-
-
 def reduced_input(item: Pair) -> Pair:
     r, unit = item.ratio, item.ratio ** 2
     h, w = (n // unit * unit for n in item.pan.shape)
@@ -67,7 +59,7 @@ def main(argv=None) -> int:
                 true = truth.get((family, scene, label, bits))
                 true_margin = (true["fose"]["Q2n"] - max(true[m]["Q2n"] for m in RIVALS)) if true else float("nan")
                 for size in (int(s) for s in args.sizes.split(",")):
-                    sample = central(reduced, size)
+                    sample = loso._content_sample(reduced, size)
                     scores = guard.score_candidates(sample, {"fose": weights["fose"], **{m: None for m in RIVALS}},
                                                     device="cpu")
                     margin = scores["fose"]["Q2n"] - max(scores[m]["Q2n"] for m in RIVALS)

@@ -21,7 +21,8 @@ from .errors import PansharpenError
 from .methods import prepare
 from .mtf import wald_degrade
 from .pairs import FULL_BORDER, read_mat_pair, read_whole_ms
-from .raster_io import RasterPair, normalise_sensor
+from .raster_io import RasterPair
+from .sensors import canonical
 from .streaming import ArraySource, run_tiled
 from .tiling import DEFAULT_OVERLAP
 
@@ -51,7 +52,7 @@ def load_pair(pan: str, ms: str, pan_band: int | None = None, sensor: str | None
 
 def _load_mat(path: str, sensor: str | None) -> Pair:
     mat = read_mat_pair(path, np.float32, default_ratio=4)
-    return Pair(mat.pan, mat.ms, mat.ratio, mat.scale, normalise_sensor(sensor or mat.sensor))
+    return Pair(mat.pan, mat.ms, mat.ratio, mat.scale, canonical(sensor or mat.sensor))
 
 
 def sharpen_arrays(pair: Pair, method_name: str, *, weights=None, device="auto",

@@ -88,9 +88,6 @@ def _ratio_of(fused: np.ndarray, ms: np.ndarray) -> int:
     return ratio
 
 
-_check_ratio = check_ratio  # engine.pairs: one ratio check for the engine
-
-
 # ---------------------------------------------------- reduced-resolution indices
 def sam(fused, reference) -> float:
     """Spectral Angle Mapper in degrees (toolbox ``SAM.m``).
@@ -114,7 +111,7 @@ def ergas(fused, reference, ratio: int) -> float:
     mu_b is the mean of the reference band b. Ideal 0.
     """
     fused, reference = _pair(fused, reference)
-    ratio = _check_ratio(ratio)
+    ratio = check_ratio(ratio)
     means = reference.mean(axis=(1, 2))
     if np.any(means == 0):
         raise PansharpenError("ERGAS is undefined: a reference band has zero mean")
@@ -418,7 +415,7 @@ def _fused_and_ms(fused, ms, ratio) -> tuple[np.ndarray, np.ndarray, int]:
     """Both images as stacks, checked to be ``ratio`` apart in size."""
     fused = _stack(fused, "the fused image")
     ms = _stack(ms, "the MS image")
-    ratio = _check_ratio(ratio)
+    ratio = check_ratio(ratio)
     if _ratio_of(fused, ms) != ratio:
         raise PansharpenError(f"the fused image is not {ratio} times the MS size")
     return fused, ms, ratio

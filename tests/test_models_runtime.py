@@ -18,7 +18,13 @@ from diffusion_pansharpening.engine.models.runtime import BACKEND_ENV, resolve_b
 from conftest import ROOT
 
 TOLERANCE = 2e-5
-needs_ort = pytest.mark.skipif(not onnx_backend.available(), reason="onnxruntime / onnx are not installed")
+
+
+@pytest.fixture
+def ort():
+    """ONNX Runtime is installed by `make install` (the `onnx` extra): missing is a failure."""
+    if not onnx_backend.available():
+        pytest.fail("onnxruntime / onnx are not installed: run `make install` (pyproject extra `onnx`)")
 
 
 def tiny(arch, ratio=4):
@@ -50,7 +56,7 @@ def test_backend_choice(monkeypatch):
         resolve_backend("tensorrt", cpu, None)
 
 
-@needs_ort
+@pytest.mark.usefixtures("ort")
 @pytest.mark.parametrize("arch", ["fose", "e2e", "dm1"])
 def test_onnxruntime_gives_the_eager_image_on_tiny_models(arch):
     net, meta = tiny(arch)
@@ -64,7 +70,7 @@ def test_onnxruntime_gives_the_eager_image_on_tiny_models(arch):
     assert ort.backend == "onnxruntime" and ort._ort.exports == 1 and len(ort._ort.sessions) == 1
 
 
-@needs_ort
+@pytest.mark.usefixtures("ort")
 def test_onnxruntime_gives_the_eager_image_with_a_shipped_model(ikonos):
     """The shipped Landsat-8 fose on real 128-pixel tiles (IKONOS imagery on a ratio-2 grid)."""
     path = ROOT / "resources" / "weights" / "landsat8-fose.safetensors"
@@ -83,7 +89,7 @@ def test_onnxruntime_gives_the_eager_image_with_a_shipped_model(ikonos):
     assert ort.backend == "onnxruntime" and ort._ort.exports == 1
 
 
-@needs_ort
+@pytest.mark.usefixtures("ort")
 def test_a_failed_check_falls_back_to_pytorch(monkeypatch, caplog):
     monkeypatch.setattr(onnx_backend, "CHECK_TOLERANCE", -1.0)  # no ORT output can pass
     net, meta = tiny("e2e")

@@ -232,7 +232,7 @@ def recipe_run(family_name: str, config_name: str, out: Path, work: Path, docs: 
     import torch
 
     from diffusion_pansharpening.engine.evaluate import Pair
-    from diffusion_pansharpening.engine.raster_io import normalise_sensor
+    from diffusion_pansharpening.engine.sensors import canonical
     from diffusion_pansharpening.training.config import load_config
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
@@ -249,7 +249,7 @@ def recipe_run(family_name: str, config_name: str, out: Path, work: Path, docs: 
     seconds = train(config, train_set, val_set, work, progress)
 
     r = scene.ratio
-    sensor = normalise_sensor(scene.sensor)
+    sensor = canonical(scene.sensor)
     held = Pair(scene.pan[:, cut * r:].astype(np.float32), scene.ms[:, :, cut:].astype(np.float32),
                 r, scene.scale, sensor)
     weights = {arch: str(work / f"{arch}.safetensors") for arch in registry.exported()}
@@ -288,7 +288,7 @@ def rescore(out: Path, family_name: str, work: Path) -> None:
     from safetensors.torch import load_file, save_file
 
     from diffusion_pansharpening.engine.evaluate import Pair
-    from diffusion_pansharpening.engine.raster_io import normalise_sensor
+    from diffusion_pansharpening.engine.sensors import canonical
     from diffusion_pansharpening.engine.families import read_metadata
 
     saved = out / f"{family_name}-quality.json"
@@ -297,7 +297,7 @@ def rescore(out: Path, family_name: str, work: Path) -> None:
     scene, _, _ = scene_parts(recipe, data_settings(recipe, results["config"]), work, None)
     cut, r = results["heldout_columns"][0], scene.ratio
     held = Pair(scene.pan[:, cut * r:].astype(np.float32), scene.ms[:, :, cut:].astype(np.float32),
-                r, scene.scale, normalise_sensor(scene.sensor))
+                r, scene.scale, canonical(scene.sensor))
     weights = {arch: str(out / f"{family_name}-{arch}.safetensors") for arch in registry.exported()}
     reports, _ = heldout.score(held, weights)
     results["reduced"] = heldout.rows(reports["reduced"], heldout.REDUCED_KEYS)
