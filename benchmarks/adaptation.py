@@ -54,6 +54,9 @@ def main(argv=None) -> int:
     p.add_argument("--scenes", default="wv2,spacenet6")
     p.add_argument("--budgets", default="30,60,120")
     p.add_argument("--archs", default="fose,ksdiff")
+    p.add_argument("--objectives", default="full", help="adapt.OBJECTIVES to compare, comma-separated")
+    p.add_argument("--steps", type=int, default=None,
+                   help="stop each adaptation after this many steps too (a fair comparison on a busy CPU)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     folder = Path(args.weights)
@@ -78,17 +81,19 @@ def main(argv=None) -> int:
             for arch in args.archs.split(","):
                 base = weights_file(folder, args.family, arch)
                 row(f"{arch} base", 0, 0, sharpen_arrays(data, arch, weights=base, device="cpu"))
-                for budget in (float(b) for b in args.budgets.split(",")):
-                    start = time.perf_counter()
-                    out = tmp / f"{name}-{protocol}-{arch}-{budget:.0f}.safetensors"
-                    try:
-                        result = adapt.adapt(None, base, seconds=budget, device="cpu", sample=data, out=str(out))
-                    except PansharpenError as exc:  # too small a scene: the base model runs
-                        print(f"{name} {protocol} {arch}: {exc}", flush=True)
-                        break
-                    fused = sharpen_arrays(data, arch, weights=result.path or base, device="cpu")
-                    row(f"{arch} adapted{'' if result.path else ' (not kept)'}",
-                        f"{budget:.0f} ({time.perf_counter() - start:.0f} wall)", result.steps, fused)
+                for objective in args.objectives.split(","):
+                    for budget in (float(b) for b in args.budgets.split(",")):
+                        start = time.perf_counter()
+                        out = tmp / f"{name}-{protocol}-{arch}-{objective}-{budget:.0f}.safetensors"
+                        try:
+                            result = adapt.adapt(None, base, seconds=budget, device="cpu", sample=data,
+                                                 out=str(out), objective=objective, max_steps=args.steps)
+                        except PansharpenError as exc:  # too small a scene: the base model runs
+                            print(f"{name} {protocol} {arch}: {exc}", flush=True)
+                            break
+                        fused = sharpen_arrays(data, arch, weights=result.path or base, device="cpu")
+                        row(f"{arch} adapted, {objective}{'' if result.path else ' (not kept)'}",
+                            f"{budget:.0f} ({time.perf_counter() - start:.0f} wall)", result.steps, fused)
     text = "\n".join(lines) + "\n"
     if args.out:
         Path(args.out).write_text(text)

@@ -1,19 +1,27 @@
 """Adapt a deep model to the user's own scene, without ground truth.
 
-Target-adaptive fine-tuning (Scarpa, Vitale, Cozzolino, "Target-adaptive CNN-based
-pansharpening", IEEE TGRS 2018): the scene's PAN and MS, degraded once more by Wald's
-protocol, form training pairs whose reference is the scene's own MS; a short
-fine-tuning on them moves the network to this sensor, this product level and this
-landscape before it sharpens the scene at full resolution.
+Two objectives (``OBJECTIVES``). "wald", target-adaptive fine-tuning (Scarpa, Vitale,
+Cozzolino, "Target-adaptive CNN-based pansharpening", IEEE TGRS 2018): the scene's PAN
+and MS, degraded once more by Wald's protocol, form training pairs whose reference is
+the scene's own MS. "full" (the default), after Z-PNN (Ciotola et al., TGRS 2022):
+the network runs on the scene at its own scale and its raw output, blurred by the
+sensor's MTF and decimated, must give back the MS (:func:`_full_loss`). Measured on
+left-out scenes (docs/adaptation.md): "wald" lowers its held-out loss but costs Q2n at
+the scale above (what is learnt one scale down does not carry over); "full" raises
+Q2n and lowers ERGAS, since it trains at the scale the network will run at; Z-PNN's
+structural term (correlation with the PAN) cost Q2n at every weight tried, so
+``STRUCT_WEIGHT`` is 0.
 
 Project choices, named (measured in docs/quality.md and docs/adaptation.md):
 - Material: the content-rich sample of ``guard.content_window`` (``SAMPLE`` PAN pixels
-  a side at most, fully valid), Wald-degraded, cut into 64 x 64 patches every 16
-  pixels; the right-most fifth of the patch columns is held out to measure the gain.
-- What is adapted: every parameter, with Adam at ``LR``, L1 on the normalised output
-  AFTER the consistency projection (``consistency.project_torch``, its separable form),
-  so the steps go to what the projection cannot fix (the detail), not to colours it
-  fixes anyway; the 8 dihedral flips/rotations, fresh noise each step (the diffusion
+  a side at most, fully valid), cut into 64 x 64 patches every 16 pixels (Wald-degraded
+  first for "wald"); the right-most fifth of the patch columns is held out to measure
+  the gain.
+- What is adapted: every parameter, with Adam at ``LR``; "wald" takes L1 on the
+  normalised output AFTER the consistency projection (``consistency.project_torch``,
+  its separable form), so the steps go to what the projection cannot fix (the detail);
+  "full" takes its loss on the output before it (after it the loss is zero by
+  construction); the 8 dihedral flips/rotations, fresh noise each step (the diffusion
   parts learn the noise-to-residual map, not one draw); batch ``BATCH``.
 - Budget: steps run until ``seconds`` have passed (validation included). Every
   ``CHECK_EVERY`` steps the held-out L1 is measured and the best weights so far kept
@@ -49,7 +57,10 @@ LR = 1e-4
 DEFAULT_SECONDS = 120.0
 VAL_FRACTION = 0.2
 CACHE_ENV = "DIFFUSION_PANSHARPENING_CACHE"
+OBJECTIVES = ("wald", "full")
+STRUCT_WEIGHT = 0.0  # objective "full": weight of the structural term (docs/adaptation.md: 0.25 to 4 cost Q2n)
 CHECK_EVERY = 25  # steps between held-out checks (early stopping)
+MAX_PATCHES = 1024  # about 80 MB of 64 x 64 4-band patches: a 1024-pixel sample at its own scale needs a wider stride
 MIN_PATCHES = 8  # training patches (apart from the held-out strip) below which a scene is too small
 
 
@@ -110,38 +121,53 @@ def cache_path(scene: str, base_sha256: str, base_weights: str) -> Path:
     return cache_dir() / f"{scene}-{base_sha256[:12]}-{Path(base_weights).stem}.safetensors"
 
 
-def scene_patches(sample, kind: str):
-    """Normalised (gt, lms, ms, pan) float32 arrays (N first) of Wald-degraded patches
-    of an in-memory sample (``evaluate.Pair``) and the column of each patch."""
+def scene_patches(sample, kind: str, objective: str = "wald"):
+    """Normalised float32 arrays (N first) of patches of an in-memory sample
+    (``evaluate.Pair``) and the column of each patch.
+
+    ``objective`` "wald": (gt, lms, ms, pan) of the sample degraded once more, the
+    sample's MS the reference. "full": (lms, ms, pan) of the sample at its own scale,
+    no reference (the losses of :func:`_full_loss` need none)."""
     from .mtf import wald_degrade
     from .radiometry import CONSTANT, SceneNormalisation
     from .upsample import upsample
 
     r = sample.ratio
-    h, w = (n // r * r for n in sample.ms.shape[1:])  # the MS must divide by the ratio once more
-    gt = sample.ms[:, :h, :w]
-    pan_lr, ms_lr = wald_degrade(sample.pan[:h * r, :w * r], gt, r, sample.sensor)
-    lms = upsample(ms_lr, r)
+    if objective == "wald":
+        h, w = (n // r * r for n in sample.ms.shape[1:])  # the MS must divide by the ratio once more
+        gt = sample.ms[:, :h, :w]
+        pan, ms = wald_degrade(sample.pan[:h * r, :w * r], gt, r, sample.sensor)
+    elif objective == "full":
+        gt, ms = None, sample.ms
+        h, w = (n * r for n in ms.shape[1:])
+        pan = sample.pan[:h, :w]
+    else:
+        raise PansharpenError(f"unknown adaptation objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
+    lms = upsample(ms, r)
     patch = min(PATCH, min(h, w) // 3 // (2 * r) * (2 * r))  # small scenes: smaller patches
     if patch < 4 * r:
         raise PansharpenError("the scene is too small to adapt a model on: it needs at least "
                               f"{16 * r * r} PAN pixels a side")
     stride = max(r, min(STRIDE, patch // 4) // r * r)
+    while ((h - patch) // stride + 1) * ((w - patch) // stride + 1) > MAX_PATCHES:
+        stride += r  # a large sample at its own scale: fewer, still evenly spread, patches
     if kind == CONSTANT:
         n_pan = lambda a: a / np.float32(sample.scale)
         n_ms = n_pan
     else:
-        norm = SceneNormalisation.from_arrays(pan_lr, ms_lr, kind=kind)
+        norm = SceneNormalisation.from_arrays(pan, ms, kind=kind)
         n_pan, n_ms = norm.normalise_pan, norm.normalise_ms
     q = patch // r
     items, cols = [], []
     for y in range(0, h - patch + 1, stride):
         for x in range(0, w - patch + 1, stride):
-            items.append((gt[:, y:y + patch, x:x + patch], lms[:, y:y + patch, x:x + patch],
-                          ms_lr[:, y // r:y // r + q, x // r:x // r + q], pan_lr[None, y:y + patch, x:x + patch]))
+            window = (slice(None), slice(y, y + patch), slice(x, x + patch))
+            items.append(([] if gt is None else [n_ms(gt[window])])
+                         + [n_ms(lms[window]), n_ms(ms[:, y // r:y // r + q, x // r:x // r + q]),
+                            n_pan(pan[None, y:y + patch, x:x + patch])])
             cols.append(x)
-    stack = lambda i, f: f(np.stack([it[i] for it in items]).astype(np.float32))
-    return (stack(0, n_ms), stack(1, n_ms), stack(2, n_ms), stack(3, n_pan)), np.asarray(cols)
+    arrays = tuple(np.stack([it[i] for it in items]).astype(np.float32) for i in range(len(items[0])))
+    return arrays, np.asarray(cols)
 
 
 def split_patches(cols: np.ndarray, patch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -160,14 +186,17 @@ def split_patches(cols: np.ndarray, patch: int) -> tuple[np.ndarray, np.ndarray]
 def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: str = "auto",
           seed: int = 0, out: str | None = None, progress: Callable[[float], None] | None = None,
           cancelled: Callable[[], bool] | None = None, reuse: bool = True,
-          sample=None, max_steps: int | None = None, consistent: bool = True) -> Adapted:
+          sample=None, max_steps: int | None = None, consistent: bool = True,
+          objective: str = "full") -> Adapted:
     """Fine-tune ``base_weights`` on the scene of ``pair`` (a ``RasterPair``) for about
     ``seconds``; write the adapted file to ``out`` (default: the cache) when it gains.
 
     ``sample`` (an ``evaluate.Pair``) replaces the scene sample (benchmarks adapt on a
     reduced-resolution pair they hold in memory); ``max_steps`` stops after that many
     steps (with a seed, the same steps give the same weights); ``consistent``: the loss
-    is taken after the consistency projection, as the engine will run the model."""
+    is taken after the consistency projection, as the engine will run the model;
+    ``objective``: "wald" (pairs one scale down, the MS the reference) or "full" (the
+    scene at its own scale, no reference: :func:`_full_loss`)."""
     import torch
 
     from .families import read_metadata
@@ -191,21 +220,30 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
                               f"too slow to train through): adapt one of {', '.join(registry.adaptable())}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    arrays, cols = scene_patches(sample, deep.normalisation)
-    projection = None
-    if consistent:
-        from .consistency import gains_for, separable_operators
+    arrays, cols = scene_patches(sample, deep.normalisation, objective)
+    from .consistency import gains_for, separable_operators
 
-        ops = separable_operators(gains_for(sample.sensor, deep.bands), sample.ratio, arrays[0].shape[-1])
-        projection = tuple(torch.from_numpy(o).to(deep.device) for o in ops)
+    ops = separable_operators(gains_for(sample.sensor, deep.bands), sample.ratio, arrays[0].shape[-1])
+    ops = tuple(torch.from_numpy(o).to(deep.device) for o in ops)
+    projection = ops if consistent else None
     val_idx, train_idx = split_patches(cols, arrays[0].shape[-1])
     dev = deep.device
     tensors = [torch.from_numpy(a).to(dev) for a in arrays]
     net = deep.model
+
+    def loss_on(index, gen, train: bool):
+        out, raw = _run(net, deep, tensors[-3:], index, gen, dev, train, projection)
+        if objective == "wald":
+            loss = (out - tensors[0][torch.as_tensor(index, device=dev)]).abs().mean()
+        else:
+            lms, ms, pan = (t[torch.as_tensor(index, device=dev)] for t in tensors)
+            loss = _full_loss(out, raw, lms, ms, pan, ops, sample.ratio)
+        return loss if train else float(loss)
+
     def val_loss() -> float:  # the same noise every time: comparable values
         net.eval()
-        value = _loss(net, deep, tensors, val_idx, torch.Generator().manual_seed(seed + 1), dev,
-                      train=False, projection=projection)
+        with torch.no_grad():
+            value = loss_on(val_idx, torch.Generator().manual_seed(seed + 1), train=False)
         net.train()
         return value
 
@@ -219,7 +257,7 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
         if cancelled is not None and cancelled():
             raise Cancelled("Adaptation cancelled; nothing was written.")
         pick = train_idx[torch.randint(len(train_idx), (min(BATCH, len(train_idx)),), generator=gen).numpy()]
-        loss = _loss(net, deep, tensors, pick, gen, dev, train=True, projection=projection)
+        loss = loss_on(pick, gen, train=True)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -244,7 +282,8 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
         meta.update({"adapted_from": Path(base_weights).name, "adapted_from_sha256": base_sha256,
                      "scene_hash": scene,
                      "adaptation": json.dumps({"seconds": round(time.perf_counter() - start, 1), "steps": steps,
-                                               "heldout_l1_before": before, "heldout_l1_after": after})})
+                                               "objective": objective,
+                                               "heldout_loss_before": before, "heldout_loss_after": after})})
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = target.with_name(f".{target.name}.partial-{os.getpid()}")
         try:
@@ -259,26 +298,53 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
     return Adapted(path, base_weights, steps, time.perf_counter() - start, before, after)
 
 
-def _loss(net, deep, tensors, index, gen, dev, train: bool, projection=None):
-    """Mean L1, against the reference, of the network's output on patches ``index``
-    after the consistency projection (``projection``: its separable operators), as the
-    engine runs it; dihedral-augmented when training (the output turned back first)."""
+def _run(net, deep, tensors, index, gen, dev, train: bool, projection=None):
+    """The network's output on patches ``index`` of (lms, ms, pan) after the
+    consistency projection (``projection``: its separable operators), as the engine
+    runs it, and before it; dihedral-augmented when training (the output turned back
+    first)."""
     import torch
 
     from .consistency import project_torch
 
-    gt, lms, ms, pan = (t[torch.as_tensor(index, device=dev)] for t in tensors)
+    lms, ms, pan = (t[torch.as_tensor(index, device=dev)] for t in tensors)
     k = int(torch.randint(8, (1,), generator=gen)) if train else 0
     kwargs = {}
     if deep.architecture != "e2e":
         shape = net.latent_shape(len(index)) if deep.architecture == "ksdiff" else tuple(lms.shape)
         kwargs["noise"] = torch.randn(shape, generator=gen).to(dev)
-    with torch.set_grad_enabled(train):
-        out = _undihedral(net(_dihedral(pan, k), _dihedral(lms, k), _dihedral(ms, k), **kwargs), k)
-        if projection is not None:
-            out = project_torch(out, ms, *projection)
-        loss = (out - gt).abs().mean()
-    return loss if train else float(loss)
+    raw = _undihedral(net(_dihedral(pan, k), _dihedral(lms, k), _dihedral(ms, k), **kwargs), k)
+    return (raw if projection is None else project_torch(raw, ms, *projection)), raw
+
+
+def _full_loss(out, raw, lms, ms, pan, ops, ratio: int):
+    """A loss without reference, at the scene's own scale (after Z-PNN: Ciotola et
+    al., TGRS 2022, eqs. 6-8): spectral, L1 between the MS and the network's raw output
+    blurred by the sensor MTF and decimated (``ops[0]``; the projection would zero it);
+    structural, ``STRUCT_WEIGHT`` x the mean shortfall of the local correlation (windows
+    of ``ratio`` pixels) of each output band with the PAN below the bound ``rho_max``,
+    the correlation of the upsampled MS band with the PAN's low-pass version (what
+    the scene's MS already shows of the PAN's structure, at most)."""
+    m, u = ops
+    spectral = (m @ raw @ m.transpose(-1, -2) - ms).abs().mean()
+    if not STRUCT_WEIGHT:
+        return spectral
+    pan_low = u @ (m.mean(0) @ pan @ m.mean(0).transpose(-1, -2)) @ u.transpose(-1, -2)
+    rho = _local_correlation(out, pan, ratio)
+    rho_max = _local_correlation(lms, pan_low, ratio).detach()
+    return spectral + STRUCT_WEIGHT * (rho_max - rho).clamp(min=0).mean()
+
+
+def _local_correlation(a, b, size: int, eps: float = 1e-6):
+    """Correlation coefficient of ``a`` (N, B, H, W) with ``b`` (N, 1, H, W) in every
+    ``size`` x ``size`` window (no padding)."""
+    import torch.nn.functional as F
+
+    mean = lambda x: F.avg_pool2d(x, size, stride=1)
+    ma, mb = mean(a), mean(b)
+    cov = mean(a * b) - ma * mb
+    va, vb = (mean(a * a) - ma * ma).clamp(min=0), (mean(b * b) - mb * mb).clamp(min=0)
+    return cov / (va * vb + eps).sqrt()
 
 
 def _dihedral(x, k: int):

@@ -163,29 +163,30 @@ def mtf_glp_hpm(
     level the quotient is meaningless, and the detail is injected additively
     instead (out_k = lms_k + P_k - P_k^L). A PAN without variance carries no detail:
     out = LMS. The means, standard deviations and the filters near tile edges are
-    tile-local. The LMS is taken to float64 one band at a time (issue 18: a float64
-    copy of the whole stack fewer: the peak on a 4096 x 4096, 4-band scene 493 -> 453 MiB).
+    tile-local. Float32 throughout, statistics accumulated in float64, the filters'
+    kernel spectra kept between tiles (issue 18; see docs/performance.md for the
+    time and the difference to float64).
     """
-    pan64, lms_given = _check_pan_lms(pan, lms, dtype=None)
-    pan64 = pan64.astype(np.float64, copy=False)
+    pan32, lms_given = _check_pan_lms(pan, lms, dtype=None)
+    pan32 = pan32.astype(np.float32, copy=False)
     ratio = _check_ratio(ratio)
-    _check_divisible(pan64.shape, ratio)
+    _check_divisible(pan32.shape, ratio)
     bands = lms_given.shape[0]
     gains, _ = mtf.sensor_gains(sensor, bands)
 
-    pan_mean = pan64.mean()
-    pan_spread = float(np.std(mtf.mtf_filter(pan64, _EQUALISATION_GNYQ, ratio)))
+    pan_mean = float(pan32.mean(dtype=np.float64))
+    pan_spread = float(np.std(mtf.mtf_filter(pan32, _EQUALISATION_GNYQ, ratio, dtype=np.float32), dtype=np.float64))
     out = np.empty(lms_given.shape, dtype=np.float32)
     lowpass: dict[float, np.ndarray] = {}
     for k in range(bands):
         gain = float(gains[k])
         if gain not in lowpass:
-            lowpass[gain] = _glp_lowpass(pan64, gain, ratio)
-        band = lms_given[k].astype(np.float64)
-        mean_k = band.mean()
-        scale = band.std() / pan_spread if pan_spread > 0.0 else 0.0
-        sharp = scale * (pan64 - pan_mean) + mean_k
-        smooth = scale * (lowpass[gain] - pan_mean) + mean_k
+            lowpass[gain] = _glp_lowpass(pan32, gain, ratio)
+        band = lms_given[k].astype(np.float32, copy=False)
+        mean_k = float(band.mean(dtype=np.float64))
+        scale = float(np.std(band, dtype=np.float64)) / pan_spread if pan_spread > 0.0 else 0.0
+        sharp = np.float32(scale) * (pan32 - np.float32(pan_mean)) + np.float32(mean_k)
+        smooth = np.float32(scale) * (lowpass[gain] - np.float32(pan_mean)) + np.float32(mean_k)
         floor = _HPM_FLOOR * abs(mean_k)
         safe = smooth > floor if floor > 0.0 else smooth > 0.0
         modulated = np.divide(band * sharp, smooth, out=np.zeros_like(band), where=safe)
@@ -253,8 +254,8 @@ CLASSICAL: dict[str, ClassicalMethod] = {
 
 def _glp_lowpass(pan: np.ndarray, gain: float, ratio: int) -> np.ndarray:
     """PAN through the sensor MTF, sampled at the MS pixel centres, re-interpolated."""
-    filtered = mtf.mtf_filter(pan, gain, ratio)
-    return upsample(_sample_at_ms_centres(filtered, ratio), ratio).astype(np.float64)
+    filtered = mtf.mtf_filter(pan, gain, ratio, dtype=np.float32)
+    return upsample(_sample_at_ms_centres(filtered, ratio), ratio)
 
 
 def _sample_at_ms_centres(image: np.ndarray, ratio: int) -> np.ndarray:

@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run deep models in float32 (default: float16 autocast on CUDA, bfloat16 on a "
                         "CPU with native bfloat16, e.g. AVX512-BF16)")
     p.add_argument("--adapt", type=float, nargs="?", const=120.0, default=None, metavar="SECONDS",
-                   help="fine-tune the deep model on this scene first (Wald-degraded copy, no ground "
+                   help="fine-tune the deep model on this scene first (at its own scale: its output, "
+                        "blurred by the sensor MTF and decimated, must give back the MS; no ground "
                         "truth), for about SECONDS (default 120); reused on a rerun")
     p.add_argument("--no-check", action="store_true",
                    help="deep methods: skip the check against the classical methods on a sample")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from functools import lru_cache
+
 import numpy as np
 
 from . import sensors
@@ -121,12 +123,15 @@ def _as_stack(image: np.ndarray, what: str) -> tuple[np.ndarray, bool]:
     raise PansharpenError(f"{what} must be (H, W) or (B, H, W), got shape {array.shape}")
 
 
-def mtf_filter(image: np.ndarray, gnyq, ratio: int, size: int = 41) -> np.ndarray:
+def mtf_filter(image: np.ndarray, gnyq, ratio: int, size: int = 41, dtype=None) -> np.ndarray:
     """Low-pass ``image`` with the sensor-MTF kernel of each band (toolbox ``MTF.m``).
 
     ``gnyq`` is a scalar (all bands) or one gain per band. Borders are replicated
     (``imfilter(..., 'replicate')``). The convolution runs by FFT over the
-    edge-padded band, which equals direct filtering to rounding error.
+    edge-padded band, which equals direct filtering to rounding error. ``dtype``
+    None: in float64 (``fftconvolve``); ``np.float32``: in float32 with the kernel's
+    spectrum kept between calls (:func:`_filter_float32`: the per-tile path of
+    ``classical.mtf_glp_hpm``, issue 18).
     """
     # Imported here: scipy.signal (with scipy.stats) costs 0.2 s at start-up, which every
     # brovey or gsa run paid for nothing (issue 18).
@@ -145,8 +150,30 @@ def mtf_filter(image: np.ndarray, gnyq, ratio: int, size: int = 41) -> np.ndarra
         if gain not in kernels:
             kernels[gain] = mtf_kernel(float(gain), ratio, size)
         padded = np.pad(stack[band], half, mode="edge")
-        out[band] = fftconvolve(padded, kernels[gain], mode="valid")
+        if dtype is None:
+            out[band] = fftconvolve(padded, kernels[gain], mode="valid")
+        else:
+            out[band] = _filter_float32(padded.astype(np.float32, copy=False), float(gain), ratio, size)
     return out[0] if single else out
+
+
+def _filter_float32(padded: np.ndarray, gain: float, ratio: int, size: int) -> np.ndarray:
+    """``fftconvolve(padded, mtf_kernel(gain, ratio, size), mode="valid")`` in float32,
+    with the kernel's spectrum cached per FFT shape (the tiles of a run share one).
+    The FFT is as large as the padded band: the circular wrap reaches only the first
+    ``size - 1`` rows and columns, which "valid" drops."""
+    from scipy import fft
+
+    shape = tuple(fft.next_fast_len(n, real=True) for n in padded.shape)
+    full = fft.irfft2(fft.rfft2(padded, shape) * _kernel_spectrum(gain, ratio, size, shape), shape)
+    return full[size - 1:padded.shape[0], size - 1:padded.shape[1]]
+
+
+@lru_cache(maxsize=8)
+def _kernel_spectrum(gain: float, ratio: int, size: int, shape: tuple[int, int]) -> np.ndarray:
+    from scipy import fft
+
+    return fft.rfft2(mtf_kernel(gain, ratio, size).astype(np.float32), shape)
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:

@@ -81,3 +81,23 @@ def test_the_sharpen_job_adapts_then_reuses(sample_paths, tmp_path, cache):
     sharpen(SharpenRequest(*sample_paths, str(tmp_path / "b.tif"), method="e2e", weights=base,
                            device="cpu", adapt=5, check=False), log=logs.append)
     assert any(m.startswith("Reusing the model adapted to this scene") for m in logs) == any(cache.iterdir())
+
+
+def test_the_full_resolution_objective_needs_no_reference_and_scores_consistency(sample_paths):
+    """"full" cuts the scene at its own scale (the PAN patch covers ratio x the MS patch,
+    no degraded copy), and its loss is zero for an output that the sensor's MTF and
+    decimation take back to the MS, positive for one that drifts."""
+    from diffusion_pansharpening.engine.consistency import gains_for, project_torch, separable_operators
+    from diffusion_pansharpening.engine.guard import read_sample
+
+    sample = read_sample(RasterPair(*sample_paths), adapt.SAMPLE)
+    (lms, ms, pan), _ = adapt.scene_patches(sample, "scene", "full")
+    wald, _ = adapt.scene_patches(sample, "scene", "wald")  # gt, lms, ms, pan one scale down
+    r = sample.ratio
+    assert pan.shape[-1] == lms.shape[-1] == r * ms.shape[-1] and len(wald) == 4
+    assert wald[0].shape[-1] == wald[2].shape[-1] * r and wald[0].shape[-1] < lms.shape[-1]
+    m, u = (torch.from_numpy(o) for o in separable_operators(gains_for(sample.sensor, 4), r, lms.shape[-1]))
+    lms, ms, pan = (torch.from_numpy(a[:4]) for a in (lms, ms, pan))
+    consistent = project_torch(lms + 0.1 * pan, ms, m, u, iterations=20)
+    loss = lambda out: float(adapt._full_loss(out, out, lms, ms, pan, (m, u), r))
+    assert loss(consistent) < 1e-3 < 0.1 < loss(lms + 0.5)
