@@ -7,13 +7,15 @@ For each scene (``training/recipes/scenes.py``), with models from ``--weights DI
 (``DIR/<arch>.safetensors``, or ``DIR/<family>-<arch>.safetensors``) that never saw it:
 
 - reduced resolution: the scene is degraded once by Wald's protocol and that is all the
-  adaptation sees (it degrades it once more to make its training pairs); the adapted
+  adaptation sees (objective "wald" degrades it once more to make its training pairs); the adapted
   model sharpens the degraded scene and is scored against the scene's MS (Q2n, SAM,
   ERGAS);
 - full resolution: adaptation on the scene as it is, scored without reference (HQNR).
 
 Beside them: the base model and the best classical method on the same input. Each
-budget adapts from the base model again (no reuse).
+budget adapts from the base model again (no reuse). ``--bits 8``: the same on the LOSO
+benchmark's 8-bit product of the scene; outputs are scored as stored (rounded, clipped
+to the Byte or UInt16 range), as there. ``--objectives``: ``adapt.OBJECTIVES`` side by side.
 """
 from __future__ import annotations
 
@@ -54,16 +56,19 @@ def main(argv=None) -> int:
     p.add_argument("--scenes", default="wv2,spacenet6")
     p.add_argument("--budgets", default="30,60,120")
     p.add_argument("--archs", default="fose,ksdiff")
+    p.add_argument("--bits", default="11", help="11 (the scene as it is) and/or 8 (the LOSO benchmark's 8-bit product)")
     p.add_argument("--objectives", default="full", help="adapt.OBJECTIVES to compare, comma-separated")
     p.add_argument("--steps", type=int, default=None,
                    help="stop each adaptation after this many steps too (a fair comparison on a busy CPU)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     folder = Path(args.weights)
-    lines = ["| scene | protocol | model | budget s | steps | Q2n | SAM | ERGAS | HQNR |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| scene | bits | protocol | model | budget s | steps | Q2n | SAM | ERGAS | HQNR |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     tmp = Path(tempfile.mkdtemp())
-    for name in args.scenes.split(","):
+    for name, bits in ((n, b) for n in args.scenes.split(",") for b in args.bits.split(",")):
         label, pair = next((lab, it) for lab, it in g.test_items(args.family, name) if isinstance(it, Pair))
+        pair = pair if bits == "11" else g.as_8bit(pair)
         r, unit = pair.ratio, pair.ratio ** 2
         h, w = (n // unit * unit for n in pair.pan.shape)
         pair = Pair(pair.pan[:h, :w], pair.ms[:, :h // r, :w // r], r, pair.scale, pair.sensor)
@@ -71,9 +76,11 @@ def main(argv=None) -> int:
         reduced = Pair(pan_lr.astype(np.float32), ms_lr.astype(np.float32), r, pair.scale, pair.sensor)
         for protocol, data, ref in (("reduced", reduced, pair.ms), ("full", pair, None)):
             def row(model, budget, steps, fused):
-                s = scores(fused, data, ref, protocol)
+                top = 255.0 if bits == "8" else 65535.0  # scored as stored, as in the LOSO benchmark
+                s = scores(np.clip(np.round(fused), 0.0, top), data, ref, protocol)
                 cells = [f"{s[k]:.4f}" if k in s else "-" for k in ("Q2n", "SAM", "ERGAS", "HQNR")]
-                lines.append(f"| {name} ({label}) | {protocol} | {model} | {budget} | {steps} | " + " | ".join(cells) + " |")
+                lines.append(f"| {name} ({label}) | {bits}-bit | {protocol} | {model} | {budget} | {steps} | "
+                             + " | ".join(cells) + " |")
                 print(lines[-1], flush=True)
 
             for m in ("gsa", "mtf-glp-hpm"):
@@ -84,7 +91,7 @@ def main(argv=None) -> int:
                 for objective in args.objectives.split(","):
                     for budget in (float(b) for b in args.budgets.split(",")):
                         start = time.perf_counter()
-                        out = tmp / f"{name}-{protocol}-{arch}-{objective}-{budget:.0f}.safetensors"
+                        out = tmp / f"{name}-{bits}-{protocol}-{arch}-{objective}-{budget:.0f}.safetensors"
                         try:
                             result = adapt.adapt(None, base, seconds=budget, device="cpu", sample=data,
                                                  out=str(out), objective=objective, max_steps=args.steps)
