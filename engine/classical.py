@@ -175,7 +175,7 @@ def mtf_glp_hpm(
     gains, _ = mtf.sensor_gains(sensor, bands)
 
     pan_mean = float(pan32.mean(dtype=np.float64))
-    pan_spread = float(np.std(mtf.mtf_filter(pan32, _EQUALISATION_GNYQ, ratio, dtype=np.float32), dtype=np.float64))
+    pan_spread = float(np.std(mtf.mtf_filter(pan32, _EQUALISATION_GNYQ, ratio, float32=True), dtype=np.float64))
     out = np.empty(lms_given.shape, dtype=np.float32)
     lowpass: dict[float, np.ndarray] = {}
     for k in range(bands):
@@ -254,7 +254,7 @@ CLASSICAL: dict[str, ClassicalMethod] = {
 
 def _glp_lowpass(pan: np.ndarray, gain: float, ratio: int) -> np.ndarray:
     """PAN through the sensor MTF, sampled at the MS pixel centres, re-interpolated."""
-    filtered = mtf.mtf_filter(pan, gain, ratio, dtype=np.float32)
+    filtered = mtf.mtf_filter(pan, gain, ratio, float32=True)
     return upsample(_sample_at_ms_centres(filtered, ratio), ratio)
 
 

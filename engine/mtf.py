@@ -11,7 +11,6 @@ Arrays are channel-first: a band (H, W) or a stack (B, H, W), float64 on output.
 from __future__ import annotations
 
 import math
-
 from functools import lru_cache
 
 import numpy as np
@@ -123,14 +122,14 @@ def _as_stack(image: np.ndarray, what: str) -> tuple[np.ndarray, bool]:
     raise PansharpenError(f"{what} must be (H, W) or (B, H, W), got shape {array.shape}")
 
 
-def mtf_filter(image: np.ndarray, gnyq, ratio: int, size: int = 41, dtype=None) -> np.ndarray:
+def mtf_filter(image: np.ndarray, gnyq, ratio: int, size: int = 41, float32: bool = False) -> np.ndarray:
     """Low-pass ``image`` with the sensor-MTF kernel of each band (toolbox ``MTF.m``).
 
     ``gnyq`` is a scalar (all bands) or one gain per band. Borders are replicated
     (``imfilter(..., 'replicate')``). The convolution runs by FFT over the
-    edge-padded band, which equals direct filtering to rounding error. ``dtype``
-    None: in float64 (``fftconvolve``); ``np.float32``: in float32 with the kernel's
-    spectrum kept between calls (:func:`_filter_float32`: the per-tile path of
+    edge-padded band, which equals direct filtering to rounding error: in float64
+    (``fftconvolve``), or with ``float32`` in float32 with the kernel's spectrum kept
+    between calls (:func:`_filter_float32`: the per-tile path of
     ``classical.mtf_glp_hpm``, issue 18).
     """
     # Imported here: scipy.signal (with scipy.stats) costs 0.2 s at start-up, which every
@@ -147,13 +146,13 @@ def mtf_filter(image: np.ndarray, gnyq, ratio: int, size: int = 41, dtype=None) 
     out = np.empty_like(stack)
     kernels: dict[float, np.ndarray] = {}
     for band, gain in enumerate(gains):
+        padded = np.pad(stack[band], half, mode="edge")
+        if float32:
+            out[band] = _filter_float32(padded.astype(np.float32, copy=False), float(gain), ratio, size)
+            continue
         if gain not in kernels:
             kernels[gain] = mtf_kernel(float(gain), ratio, size)
-        padded = np.pad(stack[band], half, mode="edge")
-        if dtype is None:
-            out[band] = fftconvolve(padded, kernels[gain], mode="valid")
-        else:
-            out[band] = _filter_float32(padded.astype(np.float32, copy=False), float(gain), ratio, size)
+        out[band] = fftconvolve(padded, kernels[gain], mode="valid")
     return out[0] if single else out
 
 
