@@ -319,7 +319,7 @@ def _run(net, deep, tensors, index, gen, dev, train: bool, projection=None):
 
 def _full_loss(out, raw, lms, ms, pan, ops, ratio: int):
     """A loss without reference, at the scene's own scale (after Z-PNN: Ciotola et
-    al., TGRS 2022, eqs. 6-8): spectral, L1 between the MS and the network's raw output
+    al., TGRS 2022): spectral, L1 between the MS and the network's raw output
     blurred by the sensor MTF and decimated (``ops[0]``; the projection would zero it);
     structural, ``STRUCT_WEIGHT`` x the mean shortfall of the local correlation (windows
     of ``ratio`` pixels) of each output band with the PAN below the bound ``rho_max``,
