@@ -364,7 +364,7 @@ def markdown(results: list[dict]) -> str:
     lines += ["## Deep models against the best classical method and GDAL/OTB", "",
               "| family | scene | bits | index | fose | ksdiff | best other | fose wins | ksdiff wins |",
               "|---|---|---|---|---:|---:|---|---|---|"]
-    for res in results:
+    for res in sorted(results, key=report_order):
         for protocol, keys in (("reduced", ("Q2n", "SAM", "ERGAS")), ("full", ("HQNR",))):
             rows = res["scores"].get(protocol)
             if not rows:
