@@ -76,8 +76,7 @@ def main(argv=None) -> int:
         reduced = Pair(pan_lr.astype(np.float32), ms_lr.astype(np.float32), r, pair.scale, pair.sensor)
         for protocol, data, ref in (("reduced", reduced, pair.ms), ("full", pair, None)):
             def row(model, budget, steps, fused):
-                top = 255.0 if bits == "8" else 65535.0  # scored as stored, as in the LOSO benchmark
-                s = scores(np.clip(np.round(fused), 0.0, top), data, ref, protocol)
+                s = scores(g.as_stored(fused, bits), data, ref, protocol)  # as in the LOSO benchmark
                 cells = [f"{s[k]:.4f}" if k in s else "-" for k in ("Q2n", "SAM", "ERGAS", "HQNR")]
                 lines.append(f"| {name} ({label}) | {bits}-bit | {protocol} | {model} | {budget} | {steps} | "
                              + " | ".join(cells) + " |")

@@ -14,7 +14,7 @@ continues) and scored on the left-out scene:
   error |mean(fused_b) - mean(MS_b)| / mean(MS_b), averaged over bands, in %);
 - as the 11-bit product and as an 8-bit product (one linear 2-98 % stretch of all MS
   bands together, the PAN by its own, stored as Byte);
-- on each method's output as the engine stores it (``stored``: rounded and clipped to the
+- on each method's output as the engine stores it (``as_stored``: rounded and clipped to the
   Byte or UInt16 range of the input);
 - against every classical method, GDAL's pansharpening (what ``gdal:pansharp`` runs),
   Orfeo Toolbox's BundleToPerfectSensor when ``otbcli_BundleToPerfectSensor`` is
@@ -192,14 +192,18 @@ def runners(weights: dict[str, str], adapt_seconds: float | None, work: Path) ->
     return out
 
 
-def stored(methods: dict, top: float) -> dict:
-    """Each runner's output as the engine stores it in the input's data type (Byte for
-    the 8-bit product, UInt16 for the 11-bit one): rounded and clipped to [0, ``top``].
+def as_stored(fused, bits: str) -> np.ndarray:
+    """A method's output as the engine stores it in the input's data type (Byte for the
+    8-bit product, ``bits`` "8"; UInt16 otherwise): rounded and clipped to its range.
     The float values below 0 that a method makes in the dark pixels of a stretched
     product (up to 16 % of a SpaceNet-6 tile's for fose) are not in any file a user
     gets, and alone would double its SAM there."""
-    clip = lambda fused: np.clip(np.round(np.asarray(fused, np.float32)), 0.0, top)
-    return {name: (lambda p, run=run: clip(run(p))) for name, run in methods.items()}
+    return np.clip(np.round(np.asarray(fused, np.float32)), 0.0, 255.0 if bits == "8" else 65535.0)
+
+
+def stored(methods: dict, bits: str) -> dict:
+    """The runners with their outputs ``as_stored``."""
+    return {name: (lambda p, run=run: as_stored(run(p), bits)) for name, run in methods.items()}
 
 
 def one_step_teacher(dm50: str, work: Path) -> str:
@@ -414,7 +418,7 @@ def main(argv=None) -> int:
                 for bits in args.bits.split(","):
                     data = item if bits == "11" else as_8bit(item)
                     auto.choices, adapted.log = [], []
-                    methods = stored(runners(weights, args.adapt, work), 255.0 if bits == "8" else 65535.0)
+                    methods = stored(runners(weights, args.adapt, work), bits)
                     start = time.perf_counter()
                     scores = score_pair(data, methods) if isinstance(data, Pair) else score_patches(data, methods)
                     key = (family, name, label, "11-bit" if bits == "11" else "8-bit")

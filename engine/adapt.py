@@ -8,9 +8,10 @@ the network runs on the scene at its own scale and its raw output, blurred by th
 sensor's MTF and decimated, must give back the MS (:func:`_full_loss`). Measured on
 left-out scenes (docs/adaptation.md): "wald" lowers its held-out loss but costs Q2n at
 the scale above (what is learnt one scale down does not carry over); "full" raises
-Q2n and lowers ERGAS, since it trains at the scale the network will run at; Z-PNN's
-structural term (correlation with the PAN) cost Q2n at every weight tried, so
-``STRUCT_WEIGHT`` is 0.
+Q2n and lowers ERGAS, since it trains at the scale the network will run at. Z-PNN's
+structural term (local correlation with the PAN) was tried beside it and lowered Q2n in
+three of four tries (docs/adaptation.md; its code is in commit 258339e), so "full" is
+the spectral term alone.
 
 Project choices, named (measured in docs/quality.md and docs/adaptation.md):
 - Material: the content-rich sample of ``guard.content_window`` (``SAMPLE`` PAN pixels
@@ -58,7 +59,6 @@ DEFAULT_SECONDS = 120.0
 VAL_FRACTION = 0.2
 CACHE_ENV = "DIFFUSION_PANSHARPENING_CACHE"
 OBJECTIVES = ("wald", "full")
-STRUCT_WEIGHT = 0.0  # objective "full": weight of the structural term (docs/adaptation.md: 0.25 to 4 cost Q2n)
 CHECK_EVERY = 25  # steps between held-out checks (early stopping)
 MAX_PATCHES = 1024  # about 80 MB of 64 x 64 4-band patches: a 1024-pixel sample at its own scale needs a wider stride
 MIN_PATCHES = 8  # training patches (apart from the held-out strip) below which a scene is too small
@@ -162,12 +162,11 @@ def scene_patches(sample, kind: str, objective: str = "wald"):
     for y in range(0, h - patch + 1, stride):
         for x in range(0, w - patch + 1, stride):
             window = (slice(None), slice(y, y + patch), slice(x, x + patch))
-            items.append(([] if gt is None else [n_ms(gt[window])])
-                         + [n_ms(lms[window]), n_ms(ms[:, y // r:y // r + q, x // r:x // r + q]),
-                            n_pan(pan[None, y:y + patch, x:x + patch])])
+            items.append(([] if gt is None else [gt[window]])
+                         + [lms[window], ms[:, y // r:y // r + q, x // r:x // r + q], pan[None, y:y + patch, x:x + patch]])
             cols.append(x)
-    arrays = tuple(np.stack([it[i] for it in items]).astype(np.float32) for i in range(len(items[0])))
-    return arrays, np.asarray(cols)
+    stacks = [np.stack([it[i] for it in items]).astype(np.float32) for i in range(len(items[0]))]
+    return tuple([n_ms(a) for a in stacks[:-1]] + [n_pan(stacks[-1])]), np.asarray(cols)
 
 
 def split_patches(cols: np.ndarray, patch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -225,19 +224,16 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
 
     ops = separable_operators(gains_for(sample.sensor, deep.bands), sample.ratio, arrays[0].shape[-1])
     ops = tuple(torch.from_numpy(o).to(deep.device) for o in ops)
-    projection = ops if consistent else None
+    projection = ops if consistent and objective == "wald" else None
     val_idx, train_idx = split_patches(cols, arrays[0].shape[-1])
     dev = deep.device
     tensors = [torch.from_numpy(a).to(dev) for a in arrays]
     net = deep.model
 
     def loss_on(index, gen, train: bool):
-        out, raw = _run(net, deep, tensors[-3:], index, gen, dev, train, projection)
-        if objective == "wald":
-            loss = (out - tensors[0][torch.as_tensor(index, device=dev)]).abs().mean()
-        else:
-            lms, ms, pan = (t[torch.as_tensor(index, device=dev)] for t in tensors)
-            loss = _full_loss(out, raw, lms, ms, pan, ops, sample.ratio)
+        *gt, lms, ms, pan = (t[torch.as_tensor(index, device=dev)] for t in tensors)
+        out = _run(net, deep, lms, ms, pan, gen, train, projection)
+        loss = (out - gt[0]).abs().mean() if gt else _full_loss(out, ms, ops[0])
         return loss if train else float(loss)
 
     def val_loss() -> float:  # the same noise every time: comparable values
@@ -298,53 +294,30 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
     return Adapted(path, base_weights, steps, time.perf_counter() - start, before, after)
 
 
-def _run(net, deep, tensors, index, gen, dev, train: bool, projection=None):
-    """The network's output on patches ``index`` of (lms, ms, pan) after the
-    consistency projection (``projection``: its separable operators), as the engine
-    runs it, and before it; dihedral-augmented when training (the output turned back
-    first)."""
+def _run(net, deep, lms, ms, pan, gen, train: bool, projection=None):
+    """The network's output on a batch of patches, after the consistency projection
+    when ``projection`` (its separable operators) is given, as the engine runs it;
+    dihedral-augmented when training (the output turned back first)."""
     import torch
 
     from .consistency import project_torch
 
-    lms, ms, pan = (t[torch.as_tensor(index, device=dev)] for t in tensors)
     k = int(torch.randint(8, (1,), generator=gen)) if train else 0
     kwargs = {}
     if deep.architecture != "e2e":
-        shape = net.latent_shape(len(index)) if deep.architecture == "ksdiff" else tuple(lms.shape)
-        kwargs["noise"] = torch.randn(shape, generator=gen).to(dev)
+        shape = net.latent_shape(len(lms)) if deep.architecture == "ksdiff" else tuple(lms.shape)
+        kwargs["noise"] = torch.randn(shape, generator=gen).to(lms.device)
     raw = _undihedral(net(_dihedral(pan, k), _dihedral(lms, k), _dihedral(ms, k), **kwargs), k)
-    return (raw if projection is None else project_torch(raw, ms, *projection)), raw
+    return raw if projection is None else project_torch(raw, ms, *projection)
 
 
-def _full_loss(out, raw, lms, ms, pan, ops, ratio: int):
-    """A loss without reference, at the scene's own scale (after Z-PNN: Ciotola et
-    al., TGRS 2022): spectral, L1 between the MS and the network's raw output
-    blurred by the sensor MTF and decimated (``ops[0]``; the projection would zero it);
-    structural, ``STRUCT_WEIGHT`` x the mean shortfall of the local correlation (windows
-    of ``ratio`` pixels) of each output band with the PAN below the bound ``rho_max``,
-    the correlation of the upsampled MS band with the PAN's low-pass version (what
-    the scene's MS already shows of the PAN's structure, at most)."""
-    m, u = ops
-    spectral = (m @ raw @ m.transpose(-1, -2) - ms).abs().mean()
-    if not STRUCT_WEIGHT:
-        return spectral
-    pan_low = u @ (m.mean(0) @ pan @ m.mean(0).transpose(-1, -2)) @ u.transpose(-1, -2)
-    rho = _local_correlation(out, pan, ratio)
-    rho_max = _local_correlation(lms, pan_low, ratio).detach()
-    return spectral + STRUCT_WEIGHT * (rho_max - rho).clamp(min=0).mean()
-
-
-def _local_correlation(a, b, size: int, eps: float = 1e-6):
-    """Correlation coefficient of ``a`` (N, B, H, W) with ``b`` (N, 1, H, W) in every
-    ``size`` x ``size`` window (no padding)."""
-    import torch.nn.functional as F
-
-    mean = lambda x: F.avg_pool2d(x, size, stride=1)
-    ma, mb = mean(a), mean(b)
-    cov = mean(a * b) - ma * mb
-    va, vb = (mean(a * a) - ma * ma).clamp(min=0), (mean(b * b) - mb * mb).clamp(min=0)
-    return cov / (va * vb + eps).sqrt()
+def _full_loss(raw, ms, m):
+    """The loss of objective "full", without reference, at the scene's own scale: L1
+    between the MS and the network's raw output blurred by the sensor MTF and decimated
+    (``m``: the per-band operator of ``consistency.separable_operators``), Z-PNN's
+    spectral loss (Ciotola et al., TGRS 2022). Taken before the consistency
+    projection, which would make it zero."""
+    return (m @ raw @ m.transpose(-1, -2) - ms).abs().mean()
 
 
 def _dihedral(x, k: int):

@@ -99,5 +99,5 @@ def test_the_full_resolution_objective_needs_no_reference_and_scores_consistency
     m, u = (torch.from_numpy(o) for o in separable_operators(gains_for(sample.sensor, 4), r, lms.shape[-1]))
     lms, ms, pan = (torch.from_numpy(a[:4]) for a in (lms, ms, pan))
     consistent = project_torch(lms + 0.1 * pan, ms, m, u, iterations=20)
-    loss = lambda out: float(adapt._full_loss(out, out, lms, ms, pan, (m, u), r))
+    loss = lambda out: float(adapt._full_loss(out, ms, m))
     assert loss(consistent) < 1e-3 < 0.1 < loss(lms + 0.5)

@@ -131,7 +131,7 @@ def test_generalisation_report_helpers():
     assert np.all(ms8 == np.round(ms8))
     assert g.band_mean_error(ms * 1.1, ms) == pytest.approx(10.0, rel=1e-4)
     # scored as stored: rounded and clipped to the product's data type
-    store = g.stored({"m": lambda p: np.array([-3.2, 0.4, 254.6, 300.0])}, 255.0)["m"]
+    store = g.stored({"m": lambda p: np.array([-3.2, 0.4, 254.6, 300.0])}, "8")["m"]
     assert store(None).tolist() == [0.0, 0.0, 255.0, 255.0]
     scores = {m: {"Q2n": q, "SAM": 2.0, "ERGAS": 2.0, "SCC": 0.9} for m, q in
               (("fose", 0.95), ("ksdiff", 0.90), ("gsa", 0.92), ("gdal:pansharp", 0.80))}
