@@ -173,18 +173,21 @@ def as_8bit(item):
 def runners(weights: dict[str, str], adapt_seconds: float | None, work: Path) -> dict:
     """name -> f(input Pair) -> fused (B, H, W) DN."""
     out = {}
-    for m in DEEP:
-        out[m] = lambda p, m=m: sharpen_arrays(p, m, weights=weights[m], device="cpu")
+    for m in DEEP:  # dm1 alone, for Fose's stage ratios (``markdown``)
+        out[m] = lambda p, m=m: sharpen_arrays(p, m, weights=weights[m], device="cpu",
+                                               **({"anchor": 0.0} if m == "dm1" else {}))
     for m in CLASSICAL:
         out[m] = lambda p, m=m: sharpen_arrays(p, m)
     out["gdal:pansharp"] = heldout.gdal_pansharpen
     if shutil.which("otbcli_BundleToPerfectSensor"):
         out["otb:bundle"] = otb_bundle
     for m in ("fose", "e2e", "ksdiff"):
-        out[f"{m} raw"] = lambda p, m=m: sharpen_arrays(p, m, weights=weights[m], device="cpu", consistent=False)
+        out[f"{m} net"] = lambda p, m=m: sharpen_arrays(p, m, weights=weights[m], device="cpu", anchor=0.0)
+        out[f"{m} raw"] = lambda p, m=m: sharpen_arrays(p, m, weights=weights[m], device="cpu",
+                                                        consistent=False, anchor=0.0)
     if Path(weights["dm50"]).exists():
         naive = one_step_teacher(weights["dm50"], work)
-        out["dm50 1-step"] = lambda p: sharpen_arrays(p, "dm50", weights=naive, device="cpu")
+        out["dm50 1-step"] = lambda p: sharpen_arrays(p, "dm50", weights=naive, device="cpu", anchor=0.0)
     out["auto"] = lambda p: auto(p, weights)
     if adapt_seconds:
         for m in ADAPTED:
@@ -339,8 +342,11 @@ def markdown(results: list[dict]) -> str:
              "its held-out strip). Reduced resolution: Wald's protocol on the scene; full resolution: "
              f"the scene as it is, border {FULL_BORDER} px. Every output is scored as the engine stores it "
              "(rounded, clipped to the Byte or UInt16 range of the input). `mean_err`: band-mean error in %. "
-             "`raw`: without the consistency projection. `dm50 1-step`: the teacher sampled in one DDIM "
-             "step, the naive baseline the distilled `dm1` must beat. `auto`: what `--method auto` runs after its "
+             "`fose`, `ksdiff`, `e2e`: the engine's default output, the network's after the consistency "
+             "projection mixed half and half with `mtf-glp-hpm` (`engine/anchor.py`); `net`: the network's "
+             "alone after the projection; `raw`: the network's alone without it. `dm1` and `dm50 1-step` "
+             "(the teacher sampled in one DDIM step, the naive baseline the distilled `dm1` must beat) are "
+             "networks alone after the projection, for Fose's stage ratios. `auto`: what `--method auto` runs after its "
              "check. Best of each column in bold.", ""]
     for res in sorted(results, key=report_order):
         lines.append(f"## {res['family']}: left out {res['scene']} ({res['part']}), {res['bits']}")
@@ -365,9 +371,13 @@ def markdown(results: list[dict]) -> str:
             lines += [f"auto chose: {', '.join(res['auto'])}", ""]
         if res.get("adapt_log"):
             lines += ["Adaptation: " + "; ".join(res["adapt_log"]), ""]
+    deep = ("fose", "ksdiff", "fose net", "ksdiff net")
     lines += ["## Deep models against the best classical method and GDAL/OTB", "",
-              "| family | scene | bits | index | fose | ksdiff | best other | fose wins | ksdiff wins |",
-              "|---|---|---|---|---:|---:|---|---|---|"]
+              "`net`: the network alone (no classical anchor). Wins: " + ", ".join(deep) + ".", "",
+              "| family | scene | bits | index | " + " | ".join(deep) + " | best other | wins |",
+              "|---|---|---|---|" + "---:|" * len(deep) + "---|---|"]
+    tally = dict.fromkeys(deep, 0)
+    total = 0
     for res in sorted(results, key=report_order):
         for protocol, keys in (("reduced", ("Q2n", "SAM", "ERGAS")), ("full", ("HQNR",))):
             rows = res["scores"].get(protocol)
@@ -376,10 +386,16 @@ def markdown(results: list[dict]) -> str:
             for k in keys:
                 higher = k in ("Q2n", "HQNR")
                 other, value = best_classical(rows, k, higher)
-                win = lambda m: "yes" if (rows[m][k] > value if higher else rows[m][k] < value) else "no"
+                wins = {m: m in rows and (rows[m][k] > value if higher else rows[m][k] < value) for m in deep}
+                total += 1
+                for m in deep:
+                    tally[m] += wins[m]
+                values = " | ".join(f"{rows[m][k]:.4f}" if m in rows else "" for m in deep)
                 lines.append(f"| {res['family']} | {res['scene']} {res['part']} | {res['bits']} | {k} | "
-                             f"{rows['fose'][k]:.4f} | {rows['ksdiff'][k]:.4f} | {other} {value:.4f} | "
-                             f"{win('fose')} | {win('ksdiff')} |")
+                             f"{values} | {other} {value:.4f} | "
+                             f"{' '.join('yes' if wins[m] else 'no' for m in deep)} |")
+    lines += ["", "Wins over the best other method: " +
+              "; ".join(f"{m} {tally[m]} of {total}" for m in deep) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ import sys
 import time
 
 from . import sensors
+from .anchor import ANCHOR, ANCHOR_METHOD
 from .errors import Cancelled, PansharpenError
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
@@ -50,6 +51,7 @@ def _sharpen(args) -> int:
         tile=args.tile, overlap=args.overlap, overwrite=args.overwrite,
         float32=args.float32, sensor=args.sensor, half=not args.full_precision, cog=args.cog,
         check=not args.no_check, adapt=args.adapt, consistent=not args.no_consistency,
+        anchor=args.anchor,
     )
     bar = None if args.quiet else ProgressBar("sharpening")
     result = sharpen(request, progress=bar, log=lambda m: print(m, file=sys.stderr))
@@ -192,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-consistency", action="store_true",
                    help="deep methods: keep the network's output as it is (default: projected so that, "
                         "blurred and decimated, it gives back the MS)")
+    p.add_argument("--anchor", type=float, default=ANCHOR, metavar="SHARE",
+                   help=f"deep methods: share of the classical {ANCHOR_METHOD} mixed into the output, 0 to 1 "
+                        f"(default {ANCHOR}; 0: the network alone)")
     add_common(p)
     p.set_defaults(run=_sharpen)
 

@@ -18,7 +18,9 @@ import numpy as np
 
 from . import quality
 from .errors import PansharpenError
-from .methods import prepare
+from .anchor import ANCHOR
+from .classical import CLASSICAL
+from .methods import deep_options, prepare
 from .mtf import wald_degrade
 from .pairs import FULL_BORDER, read_mat_pair, read_whole_ms
 from .raster_io import RasterPair
@@ -57,17 +59,18 @@ def _load_mat(path: str, sensor: str | None) -> Pair:
 
 def sharpen_arrays(pair: Pair, method_name: str, *, weights=None, device="auto",
                    tile=None, overlap=DEFAULT_OVERLAP, progress=None, half: bool = True,
-                   prepare_method=None, consistent: bool = True) -> np.ndarray:
+                   prepare_method=None, consistent: bool = True, anchor: float = ANCHOR) -> np.ndarray:
     """Run a method over in-memory arrays through the tiled engine; (B, H, W) DN.
     ``prepare_method`` replaces ``methods.prepare`` (as in ``pipeline.sharpen``);
-    ``consistent`` False keeps deep outputs unprojected (``consistency``)."""
+    ``consistent`` False keeps deep outputs unprojected (``consistency``), ``anchor``
+    is the classical share of a deep output (``anchor``)."""
     if method_name == BASELINE:
         from .upsample import upsample
 
         return upsample(pair.ms, pair.ratio).astype(np.float32)
     height, width = pair.pan.shape
     out = np.zeros((pair.ms.shape[0], height, width), dtype=np.float32)
-    options = {} if consistent else {"consistent": False}
+    options = deep_options(consistent, anchor) if method_name not in CLASSICAL else {}
     method = (prepare_method or prepare)(method_name, ratio=pair.ratio, bands=pair.ms.shape[0],
                                          sensor=pair.sensor, weights=weights, device=device, half=half,
                                          **options)

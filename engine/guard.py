@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .anchor import ANCHOR
 from .errors import PansharpenError
 from .evaluate import Pair, sharpen_arrays
 from .mtf import wald_degrade
@@ -116,7 +117,8 @@ def read_sample(pair, size: int = SAMPLE) -> Pair:
 
 
 def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device: str = "auto",
-                     half: bool = True, prepare_method=None, consistent: bool = True) -> dict[str, dict[str, float]]:
+                     half: bool = True, prepare_method=None, consistent: bool = True,
+                     anchor: float = ANCHOR) -> dict[str, dict[str, float]]:
     """Q2n, SAM, ERGAS of each candidate (name -> weights file or None) on the sample's
     Wald-degraded copy, against the sample's MS."""
     from . import quality
@@ -127,7 +129,7 @@ def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device:
     scores = {}
     for name, weights in candidates.items():
         fused = sharpen_arrays(reduced, name, weights=weights, device=device, half=half,
-                               prepare_method=prepare_method, consistent=consistent)
+                               prepare_method=prepare_method, consistent=consistent, anchor=anchor)
         block = min(32, *sample.ms.shape[1:])  # a small scene: one block of its size
         scores[name] = {"Q2n": quality.q2n(fused, sample.ms, block=block, shift=block),
                         "SAM": quality.sam(fused, sample.ms), "ERGAS": quality.ergas(fused, sample.ms, r)}
@@ -135,11 +137,12 @@ def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device:
 
 
 def check(pair, method: str, weights: str | None, *, device: str = "auto", half: bool = True,
-          size: int = SAMPLE, prepare_method=None, consistent: bool = True) -> Verdict:
+          size: int = SAMPLE, prepare_method=None, consistent: bool = True,
+          anchor: float = ANCHOR) -> Verdict:
     """Score ``method`` (a deep model) against the classical candidates on a sample of
     ``pair`` and return the verdict (the best by Q2n, the deep model on a tie)."""
     return judge(read_sample(pair, size), method, weights, device=device, half=half,
-                 prepare_method=prepare_method, consistent=consistent)
+                 prepare_method=prepare_method, consistent=consistent, anchor=anchor)
 
 
 def judge(sample: Pair, method: str, weights: str | None, **options) -> Verdict:

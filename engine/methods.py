@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import registry
+from .anchor import ANCHOR, ANCHOR_METHOD, Anchored, check_anchor
 from .classical import CLASSICAL
 from .deps import TORCH_HELP, torch_available
 from .errors import PansharpenError
@@ -74,11 +75,12 @@ class ClassicalTileMethod:
 
 def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
             weights: str | None = None, device: str = "auto", half: bool = True,
-            consistent: bool = True):
+            consistent: bool = True, anchor: float = ANCHOR):
     """The per-tile callable for a method name (``auto`` resolved by the caller).
 
     Deep models are followed by the spectral-consistency projection
-    (``consistency``) unless ``consistent`` is False."""
+    (``consistency``) unless ``consistent`` is False, then mixed with the classical
+    anchor (``anchor``: its share, 0 for none)."""
     if name in CLASSICAL:
         if weights:
             raise PansharpenError(f"{name} is a classical method and takes no weights file.")
@@ -93,13 +95,25 @@ def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
         weights = shipped_weights_for(name, ratio, bands, sensor)
     from .models import load
 
+    anchor = check_anchor(anchor)
     model = load(weights, device=device, half=half)
     _check_model_fits(model, name, ratio, bands)
-    if not consistent:
-        return model
-    from .consistency import Consistent, gains_for
+    if consistent:
+        from .consistency import Consistent, gains_for
 
-    return Consistent(model, ratio, gains_for(sensor, bands))
+        model = Consistent(model, ratio, gains_for(sensor, bands))
+    if anchor:
+        model = Anchored(model, ClassicalTileMethod(ANCHOR_METHOD, ratio, sensor), anchor)
+    return model
+
+
+def deep_options(consistent: bool = True, anchor: float = ANCHOR) -> dict:
+    """Keyword arguments of ``prepare`` for a deep model's post-processing, only those
+    that differ from the defaults (a ``prepare_method`` stand-in need not take them)."""
+    options = {} if consistent else {"consistent": False}
+    if check_anchor(anchor) != ANCHOR:
+        options["anchor"] = anchor
+    return options
 
 
 def shipped_weights_for(name: str, ratio: int, bands: int, sensor: str | None) -> str:

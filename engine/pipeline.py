@@ -14,7 +14,8 @@ from .classical import CLASSICAL
 from .errors import Cancelled, PansharpenError
 from .families import choose_model
 from .gdal_errors import gdal_exceptions
-from .methods import prepare
+from .anchor import ANCHOR, check_anchor
+from .methods import deep_options, prepare
 from .raster_io import PairInfo, RasterPair, Window
 from .streaming import run_tiled, tile_for
 from .tiling import DEFAULT_OVERLAP
@@ -45,6 +46,7 @@ class SharpenRequest:
     check: bool = True  # deep methods: score against the classical ones on a sample first (guard)
     adapt: float | None = None  # seconds of fine-tuning the deep model on this scene (adapt); None: none
     consistent: bool = True  # deep methods: project the output onto the MS (consistency)
+    anchor: float = ANCHOR  # deep methods: share of the classical anchor in the output (anchor)
 
 
 @dataclass
@@ -80,6 +82,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
     check_output(request.output, request.overwrite)
     if request.tile is not None:
         _check_tiling(request.tile, request.overlap)
+    check_anchor(request.anchor)
     pair = RasterPair(request.pan, request.ms, request.pan_band, request.sensor)
     for warning in pair.info().warnings:  # about the pair, not the extent (e.g. a preview)
         say(warning)
@@ -113,7 +116,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         say(line)
         if progress is not None:
             run_progress = lambda f: progress(0.5 + 0.5 * f)
-    options = {} if request.consistent else {"consistent": False}
+    options = deep_options(request.consistent, request.anchor) if name not in CLASSICAL else {}
     method = (prepare_method or prepare)(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
                                          weights=weights, device=request.device, half=request.half, **options)
     tile = tile_for(method, request.tile)
@@ -166,7 +169,8 @@ def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenReq
 
     try:
         verdict = guard.check(pair, name, weights, device=request.device, half=request.half,
-                              prepare_method=prepare_method, consistent=request.consistent)
+                              prepare_method=prepare_method, consistent=request.consistent,
+                              anchor=request.anchor)
     except (PansharpenError, RuntimeError, ValueError, MemoryError) as exc:  # optional: never fatal
         return name, weights, f"Not checked against the classical methods ({exc})."
     if verdict.undecided:

@@ -172,7 +172,7 @@ def run_tiled(source: Source, method, height: int, width: int, sink: CellSink, *
         for group in _batches(reads, batch):
             if cancelled is not None and cancelled():
                 raise Cancelled("Cancelled by the user; nothing was written.")
-            outs = _apply(method, [read[:3] for _, read in group])
+            outs = _apply(method, [read[:3] for _, read in group], scene)
             for (t, read), out in zip(group, outs):
                 stages.write(finish, t, out, read[3], read[4])
             done += len(group)
@@ -180,10 +180,13 @@ def run_tiled(source: Source, method, height: int, width: int, sink: CellSink, *
                 progress(done / len(tiles))
 
 
-def _apply(method, inputs: list[tuple]) -> list[np.ndarray]:
+def _apply(method, inputs: list[tuple], scene) -> list[np.ndarray]:
+    """The method on a group of tiles; one that ``takes_scene`` (``anchor.Anchored``)
+    also gets the scene normalisation its tiles were made with."""
+    extra = {"scene": scene} if getattr(method, "takes_scene", False) else {}
     if len(inputs) > 1:
-        return method.run_batch(inputs)
-    return [method(*inputs[0])]
+        return method.run_batch(inputs, **extra)
+    return [method(*inputs[0], **extra)]
 
 
 def _batches(reads, size: int):

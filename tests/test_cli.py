@@ -44,6 +44,14 @@ def test_sharpen_error_is_one_clear_line_and_exit_2(sample_paths, tmp_path):
     assert not (tmp_path / "out.tif").exists()
 
 
+def test_an_anchor_outside_zero_to_one_is_one_line_and_writes_nothing(sample_paths, tmp_path):
+    pan, ms = sample_paths
+    result = run("sharpen", pan, ms, tmp_path / "out.tif", "--method", "e2e", "--anchor", "2")
+    assert result.returncode == 2
+    assert "anchor must be between 0 and 1" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.tif").exists()
+
+
 def test_evaluate_reduced_on_ikonos_ranks_methods_and_writes_json(tmp_path):
     mat = shared_file("grip/imgIK.mat")
     out = tmp_path / "eval.json"

@@ -32,7 +32,7 @@ def test_tiled_projection_equals_the_whole_image(landsat):
     one tile over the whole scene gives."""
     from diffusion_pansharpening.engine.methods import prepare
 
-    method = prepare("e2e", ratio=2, bands=4, sensor="LANDSAT8", device="cpu", half=False,
+    method = prepare("e2e", ratio=2, bands=4, sensor="LANDSAT8", device="cpu", half=False, anchor=0.0,
                      weights=str(DEFAULT_WEIGHTS_DIR / "landsat8-e2e.safetensors"))
     assert method.halo == method.method.halo + consistency.extra_halo(2)
     pan, ms = landsat.pan[:256, :256], landsat.ms[:, :128, :128]

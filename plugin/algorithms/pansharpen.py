@@ -32,6 +32,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ...engine import sensors
+from ...engine.anchor import ANCHOR, ANCHOR_METHOD
 from ..core.i18n import tr
 from ..core.layers import gdal_source, layers_using
 from ..core.style import TrueColourPostProcessor, band_names
@@ -93,6 +94,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
     COG = "COG"
     ADAPT = "ADAPT"
     CHECK = "CHECK"
+    ANCHOR = "ANCHOR"
     OUTPUT = "OUTPUT"
     OUT_METHOD = "METHOD_USED"
     OUT_SECONDS = "SECONDS"
@@ -201,7 +203,11 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterNumber.Double, 0.0, False, 0.0, MAX_ADAPT_SECONDS)
         check = QgsProcessingParameterBoolean(
             self.CHECK, tr("Check the deep model against the classical methods on a sample first"), True)
-        for parameter in (tile, overlap, float32, full_precision, extent, sensor, cog, adapt, check):
+        anchor = QgsProcessingParameterNumber(
+            self.ANCHOR, tr("Share of the classical {} mixed into a deep method's output "
+                            "(0: the network alone)").format(ANCHOR_METHOD),
+            QgsProcessingParameterNumber.Double, ANCHOR, False, 0.0, 1.0)
+        for parameter in (tile, overlap, float32, full_precision, extent, sensor, cog, adapt, check, anchor):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
 
@@ -290,6 +296,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             cog=self.parameterAsBoolean(parameters, self.COG, context),
             adapt=self.parameterAsDouble(parameters, self.ADAPT, context) or None,
             check=self.parameterAsBoolean(parameters, self.CHECK, context),
+            anchor=self.parameterAsDouble(parameters, self.ANCHOR, context),
         )
         return True
 

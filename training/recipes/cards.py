@@ -144,7 +144,9 @@ def loso_section(family: str, arch: str, path: Path = GENERALISATION) -> list[st
               "other scenes, scored on the left-out one (Landsat-8: the strip held out of its one scene). "
               "Best other = the best of the classical methods, GDAL and OTB on that index. Which models "
               "each row used (a fold trained for it, or round 1's models where no fold was trained) is said "
-              "in docs/quality.md.", "",
+              f"in docs/quality.md. {arch} is scored as the engine runs it: the network's output after the "
+              "consistency projection, mixed half and half with mtf-glp-hpm (the classical anchor, "
+              "engine/anchor.py; the network alone is the row `" + arch + " net` there).", "",
               "| left out | bits | Q2n | SAM | ERGAS | HQNR | best other Q2n / SAM / ERGAS / HQNR |",
               "|---|---|---:|---:|---:|---:|---|"]
     for r in rows:

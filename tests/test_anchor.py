@@ -1,0 +1,37 @@
+"""The classical anchor of the deep methods (engine/anchor.py) on real imagery."""
+import numpy as np
+import pytest
+
+from diffusion_pansharpening.engine import anchor
+from diffusion_pansharpening.engine.errors import PansharpenError
+from diffusion_pansharpening.engine.evaluate import Pair, load_pair, sharpen_arrays
+from diffusion_pansharpening.engine.families import DEFAULT_WEIGHTS_DIR
+from diffusion_pansharpening.engine.methods import prepare
+
+E2E = str(DEFAULT_WEIGHTS_DIR / "landsat8-e2e.safetensors")
+
+
+@pytest.fixture(scope="module")
+def landsat(sample_paths):
+    return load_pair(*sample_paths)
+
+
+def test_the_default_output_is_the_network_and_the_classical_method_half_and_half(landsat):
+    """The shipped model's tiles come normalised by the scene's statistics (an offset
+    and a span); the anchor undoes the offset for MTF-GLP-HPM, which is not offset-
+    equivariant, so the mix equals the two outputs made apart, away from tile borders."""
+    pair = Pair(landsat.pan[:256, :256], landsat.ms[:, :128, :128], 2, landsat.scale, landsat.sensor)
+    net = sharpen_arrays(pair, "e2e", weights=E2E, device="cpu", half=False, anchor=0.0)
+    mixed = sharpen_arrays(pair, "e2e", weights=E2E, device="cpu", half=False)
+    classical = sharpen_arrays(pair, anchor.ANCHOR_METHOD)
+    expected = (1 - anchor.ANCHOR) * net + anchor.ANCHOR * classical
+    inner = (slice(None), slice(32, -32), slice(32, -32))
+    assert np.abs(mixed - expected)[inner].max() < 0.02 * pair.ms.std()
+    assert np.abs(mixed - net)[inner].mean() > 0.1 * np.abs(mixed - expected)[inner].max()
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_an_anchor_outside_zero_to_one_is_refused_in_one_line(bad):
+    with pytest.raises(PansharpenError, match="between 0 and 1") as err:
+        prepare("e2e", ratio=2, bands=4, sensor="LANDSAT8", weights=E2E, device="cpu", anchor=bad)
+    assert "\n" not in str(err.value)
