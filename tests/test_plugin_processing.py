@@ -308,6 +308,36 @@ def test_full_precision_reaches_the_engine(provider, sample, tmp_path):
     assert differs == native_bfloat16()
 
 
+def test_the_classical_anchor_reaches_the_engine(provider, sample, tmp_path):
+    """ANCHOR (advanced, explained in the help) is the share of mtf-glp-hpm in a deep
+    output: 0 gives what the engine gives for the network alone, the default what it
+    gives by default."""
+    import processing
+    from qgis.core import QgsProcessingParameterDefinition
+    from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
+
+    pan, ms = sample
+    alg = provider.algorithm("pansharpen")
+    definition = alg.parameterDefinition("ANCHOR")
+    assert definition.flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    assert (definition.defaultValue(), definition.minimum(), definition.maximum()) == (0.5, 0.0, 1.0)
+    assert "Share of the classical mtf-glp-hpm" in alg.shortHelpString()
+    weights = str(ROOT / "resources" / "weights" / "landsat8-e2e.safetensors")
+    images = {}
+    for anchor in (0.0, None):
+        params = {"PAN": pan, "MS": ms, "METHOD": "e2e", "WEIGHTS": weights, "DEVICE": "cpu",
+                  "FULL_PRECISION": True, "CHECK": False, "OUTPUT": str(tmp_path / f"qgis-{anchor}.tif")}
+        if anchor is not None:
+            params["ANCHOR"] = anchor
+        processing.run(f"{PROVIDER}:pansharpen", params)
+        engine = str(tmp_path / f"engine-{anchor}.tif")
+        sharpen(SharpenRequest(pan, ms, engine, method="e2e", weights=weights, device="cpu", half=False,
+                               check=False, **({} if anchor is None else {"anchor": anchor})))
+        images[anchor] = read_raster(params["OUTPUT"])
+        np.testing.assert_array_equal(images[anchor], read_raster(engine))
+    assert not np.array_equal(images[0.0], images[None])
+
+
 def test_cancel_during_the_run_leaves_no_file(provider, sample, tmp_path):
     import processing
 
