@@ -65,7 +65,7 @@ class Anchored:
     stretched product: 16 % of a SpaceNet-6 tile's) go to zero, and MTF-GLP-HPM's
     quotients where the low-passed PAN is nearly zero (-1083 to 1370 on that 8-bit
     tile) to the range from zero to the largest value of the tile's MS or network
-    output. The mix scored Q2n 0.862 there unbounded and with the classical method on the
+    output. The mix scored Q2n 0.861 there unbounded and with the classical method on the
     network's (wider) context, 0.865 bounded, 0.880 bounded and on the classical method's
     own context (``_classical``): the two halves' own scores were 0.839 and 0.878."""
 
