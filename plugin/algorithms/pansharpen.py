@@ -150,8 +150,9 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                       "and the radiometric scale; empty reads them from the raster's metadata or "
                       "uses generic values.").format(sensors=sensors.names()),
             "  " + tr("Adapt the model to this scene: seconds of fine-tuning the deep model on "
-                      "the scene's own PAN and MS before it runs (its output, blurred by the sensor's "
-                      "MTF and decimated, must give back the MS: no ground truth needed); 0 is off. The adapted weights are kept in the cache folder "
+                      "the scene's own PAN and MS before it runs (its output, blurred by the "
+                      "sensor's MTF and decimated, must give back the MS: no ground truth needed); "
+                      "0 is off. The adapted weights are kept in the cache folder "
                       "(DIFFUSION_PANSHARPENING_CACHE) only when they gain on a held-out part of "
                       "the scene, and a rerun on the same scene reuses them; the log says the gain. "
                       "The adaptation takes the first half of the progress bar; Cancel stops it."),
@@ -161,8 +162,8 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                       "takes the best, a chosen deep method runs anyway with a warning in the log."),
             "  " + tr("Share of the classical {method} mixed into a deep method's output: the "
                       "network's output (made consistent with the MS) and {method}'s, {share} each by "
-                      "default; on scenes the networks never saw the mix beats both. 0 gives the "
-                      "network alone.").format(method=ANCHOR_METHOD, share=f"{1 - ANCHOR:g} / {ANCHOR:g}"),
+                      "default; on scenes the networks never saw, the mix beat {method} everywhere "
+                      "and the network alone on most. 0 gives the network alone.").format(method=ANCHOR_METHOD, share=f"{1 - ANCHOR:g} / {ANCHOR:g}"),
         ]
         return "\n".join(lines)
 
