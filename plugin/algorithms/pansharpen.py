@@ -163,7 +163,8 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             "  " + tr("Share of the classical {method} mixed into a deep method's output: the "
                       "network's output (made consistent with the MS) and {method}'s, {share} each by "
                       "default; on scenes the networks never saw, the mix beat {method} everywhere "
-                      "and the network alone on most. 0 gives the network alone.").format(method=ANCHOR_METHOD, share=f"{1 - ANCHOR:g} / {ANCHOR:g}"),
+                      "and the network alone on most. 0 gives the network alone.").format(
+                          method=ANCHOR_METHOD, share=f"{1 - ANCHOR:g} / {ANCHOR:g}"),
         ]
         return "\n".join(lines)
 
