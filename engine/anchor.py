@@ -72,7 +72,7 @@ class Anchored:
     takes_scene = True
 
     def __init__(self, method, classical, anchor: float):
-        self.method, self.classical, self.anchor = method, classical, check_anchor(anchor)
+        self.method, self.classical, self.anchor = method, classical, anchor  # checked by methods.prepare
 
     def __getattr__(self, name):
         return getattr(self.method, name)
@@ -89,13 +89,13 @@ class Anchored:
         """The classical method on the tile cut to its own halo (its statistics are
         tile-local: on the deep model's wider context, much of it filled beyond the
         scene's edge, they would not be those of ``--method mtf-glp-hpm``); ``out``
-        (the network's values) keeps the rest of the context, which the tiler drops."""
+        (the network's values, a scratch array written into) keeps the rest of the
+        context, which the tiler drops."""
         r = self.classical.ratio
         m = (self.halo - self.classical.halo) // r
         if m <= 0 or 2 * m >= ms.shape[1] or 2 * m >= ms.shape[2]:
             return self.classical(pan, lms, ms)
         c = m * r
-        out = out.copy()
         out[:, c:-c, c:-c] = self.classical(pan[c:-c, c:-c], lms[:, c:-c, c:-c], ms[:, m:-m, m:-m])
         return out
 

@@ -19,7 +19,6 @@ import numpy as np
 from . import quality
 from .errors import PansharpenError
 from .anchor import ANCHOR
-from .classical import CLASSICAL
 from .methods import deep_options, prepare
 from .mtf import wald_degrade
 from .pairs import FULL_BORDER, read_mat_pair, read_whole_ms
@@ -70,7 +69,7 @@ def sharpen_arrays(pair: Pair, method_name: str, *, weights=None, device="auto",
         return upsample(pair.ms, pair.ratio).astype(np.float32)
     height, width = pair.pan.shape
     out = np.zeros((pair.ms.shape[0], height, width), dtype=np.float32)
-    options = deep_options(consistent, anchor) if method_name not in CLASSICAL else {}
+    options = deep_options(method_name, consistent, anchor)
     method = (prepare_method or prepare)(method_name, ratio=pair.ratio, bands=pair.ms.shape[0],
                                          sensor=pair.sensor, weights=weights, device=device, half=half,
                                          **options)

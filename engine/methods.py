@@ -107,11 +107,14 @@ def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
     return model
 
 
-def deep_options(consistent: bool = True, anchor: float = ANCHOR) -> dict:
-    """Keyword arguments of ``prepare`` for a deep model's post-processing, only those
-    that differ from the defaults (a ``prepare_method`` stand-in need not take them)."""
+def deep_options(name: str, consistent: bool = True, anchor: float = ANCHOR) -> dict:
+    """Keyword arguments of ``prepare`` for a deep model's post-processing (none for a
+    classical method), only those that differ from the defaults (a ``prepare_method``
+    stand-in need not take them)."""
+    if name in CLASSICAL:
+        return {}
     options = {} if consistent else {"consistent": False}
-    if check_anchor(anchor) != ANCHOR:
+    if anchor != ANCHOR:
         options["anchor"] = anchor
     return options
 

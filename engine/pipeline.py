@@ -116,7 +116,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         say(line)
         if progress is not None:
             run_progress = lambda f: progress(0.5 + 0.5 * f)
-    options = deep_options(request.consistent, request.anchor) if name not in CLASSICAL else {}
+    options = deep_options(name, request.consistent, request.anchor)
     method = (prepare_method or prepare)(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
                                          weights=weights, device=request.device, half=request.half, **options)
     tile = tile_for(method, request.tile)
