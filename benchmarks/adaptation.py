@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/adaptation.py --family vhr4 --weights DIR --scenes wv2,spacenet6 \
         [--budgets 30,60,120] [--archs fose,ksdiff] [--out docs/adaptation.md]
 
-For each scene (``training/recipes/scenes.py``), with models from ``--weights DIR``
-(``DIR/<arch>.safetensors``, or ``DIR/<family>-<arch>.safetensors``) that never saw it:
+For each scene (``training/recipes/scenes.py``; each of its full-resolution parts, e.g. the
+three SpaceNet-6 tiles; the WorldView-3 patches are too small to adapt on), with models
+from ``--weights DIR`` (``DIR/<arch>.safetensors``, or ``DIR/<family>-<arch>.safetensors``) that never saw it:
 
 - reduced resolution: the scene is degraded once by Wald's protocol and that is all the
   adaptation sees (objective "wald" degrades it once more to make its training pairs); the adapted
@@ -66,8 +67,9 @@ def main(argv=None) -> int:
     lines = ["| scene | bits | protocol | model | budget s | steps | Q2n | SAM | ERGAS | HQNR |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     tmp = Path(tempfile.mkdtemp())
-    for name, bits in ((n, b) for n in args.scenes.split(",") for b in args.bits.split(",")):
-        label, pair = next((lab, it) for lab, it in g.test_items(args.family, name) if isinstance(it, Pair))
+    parts = ((n, lab, it, b) for n in args.scenes.split(",") for lab, it in g.test_items(args.family, n)
+             if isinstance(it, Pair) for b in args.bits.split(","))
+    for name, label, pair, bits in parts:
         pair = pair if bits == "11" else g.as_8bit(pair)
         r, unit = pair.ratio, pair.ratio ** 2
         h, w = (n // unit * unit for n in pair.pan.shape)
@@ -82,7 +84,7 @@ def main(argv=None) -> int:
                              + " | ".join(cells) + " |")
                 print(lines[-1], flush=True)
 
-            for m in ("gsa", "mtf-glp-hpm"):
+            for m in ("brovey", "gsa", "mtf-glp-hpm"):
                 row(m, "-", "-", sharpen_arrays(data, m))
             for arch in args.archs.split(","):
                 base = weights_file(folder, args.family, arch)
