@@ -67,7 +67,7 @@ OBJECTIVES = ("wald", "full")
 CHECK_EVERY = 25  # steps between held-out checks (early stopping)
 MAX_PATCHES = 1024  # about 80 MB of 64 x 64 4-band patches: a 1024-pixel sample at its own scale needs a wider stride
 MIN_PATCHES = 8  # training patches (apart from the held-out strip) below which a scene is too small
-MIN_PATCH = 40  # PAN pixels a side of the smallest patch (so 120 a side of the scene; module doc)
+MIN_PATCH = 40  # PAN pixels a side of the smallest patch (a scene of 120 a side at ratio 2 or 4; module doc)
 
 
 @dataclass
@@ -152,8 +152,9 @@ def scene_patches(sample, kind: str, objective: str = "wald"):
     lms = upsample(ms, r)
     patch = min(PATCH, min(h, w) // 3 // (2 * r) * (2 * r))  # small scenes: smaller patches
     if patch < MIN_PATCH:
+        need = 3 * -(-MIN_PATCH // (2 * r)) * 2 * r
         raise PansharpenError(f"the scene gives {w} x {h} PAN pixels to adapt on, too few (it needs "
-                              f"{3 * MIN_PATCH} a side): sharpen it without --adapt")
+                              f"{need} a side): sharpen it without --adapt")
     stride = max(r, min(STRIDE, patch // 4) // r * r)
     while ((h - patch) // stride + 1) * ((w - patch) // stride + 1) > MAX_PATCHES:
         stride += r  # a large sample at its own scale: fewer, still evenly spread, patches
