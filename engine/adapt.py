@@ -193,7 +193,7 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
           seed: int = 0, out: str | None = None, progress: Callable[[float], None] | None = None,
           cancelled: Callable[[], bool] | None = None, reuse: bool = True,
           sample=None, max_steps: int | None = None, consistent: bool = True,
-          objective: str = "full") -> Adapted:
+          objective: str = "full", register: bool = True) -> Adapted:
     """Fine-tune ``base_weights`` on the scene of ``pair`` (a ``RasterPair``) for about
     ``seconds``; write the adapted file to ``out`` (default: the cache) when it gains.
 
@@ -202,7 +202,8 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
     steps (with a seed, the same steps give the same weights); ``consistent``: the loss
     is taken after the consistency projection, as the engine will run the model;
     ``objective``: "wald" (pairs one scale down, the MS the reference) or "full" (the
-    scene at its own scale, no reference: :func:`_full_loss`)."""
+    scene at its own scale, no reference: :func:`_full_loss`); ``register``: the sample's
+    PAN is moved onto its MS first, as the engine runs the model (``registration``)."""
     import torch
 
     from .families import read_metadata
@@ -220,6 +221,10 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
         from .guard import read_sample
 
         sample = read_sample(pair, SAMPLE)
+    if register:
+        from .registration import align
+
+        sample, _ = align(sample)
     deep = load(base_weights, device=device, half=False)
     if deep.architecture not in registry.adaptable():
         raise PansharpenError(f"a {deep.architecture} model cannot be adapted (its 50-step sampling is "

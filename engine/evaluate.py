@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import quality
+from . import quality, registration
+from .classical import CLASSICAL
 from .errors import PansharpenError
 from .anchor import ANCHOR
 from .methods import deep_options, prepare
@@ -58,11 +59,13 @@ def _load_mat(path: str, sensor: str | None) -> Pair:
 
 def sharpen_arrays(pair: Pair, method_name: str, *, weights=None, device="auto",
                    tile=None, overlap=DEFAULT_OVERLAP, progress=None, half: bool = True,
-                   prepare_method=None, consistent: bool = True, anchor: float = ANCHOR) -> np.ndarray:
+                   prepare_method=None, consistent: bool = True, anchor: float = ANCHOR,
+                   register: bool = True) -> np.ndarray:
     """Run a method over in-memory arrays through the tiled engine; (B, H, W) DN.
     ``prepare_method`` replaces ``methods.prepare`` (as in ``pipeline.sharpen``);
     ``consistent`` False keeps deep outputs unprojected (``consistency``), ``anchor``
-    is the classical share of a deep output (``anchor``)."""
+    is the classical share of a deep output (``anchor``), ``register`` False leaves a
+    deep method's PAN where it is (``registration``)."""
     if method_name == BASELINE:
         from .upsample import upsample
 
@@ -70,6 +73,8 @@ def sharpen_arrays(pair: Pair, method_name: str, *, weights=None, device="auto",
     height, width = pair.pan.shape
     out = np.zeros((pair.ms.shape[0], height, width), dtype=np.float32)
     options = deep_options(method_name, consistent, anchor)
+    if register and method_name not in CLASSICAL:
+        pair, _ = registration.align(pair)
     method = (prepare_method or prepare)(method_name, ratio=pair.ratio, bands=pair.ms.shape[0],
                                          sensor=pair.sensor, weights=weights, device=device, half=half,
                                          **options)

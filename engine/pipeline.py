@@ -47,6 +47,7 @@ class SharpenRequest:
     adapt: float | None = None  # seconds of fine-tuning the deep model on this scene (adapt); None: none
     consistent: bool = True  # deep methods: project the output onto the MS (consistency)
     anchor: float = ANCHOR  # deep methods: share of the classical anchor in the output (anchor)
+    register: bool = True  # deep methods: move the PAN onto the MS first (registration)
 
 
 @dataclass
@@ -86,8 +87,8 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
     pair = RasterPair(request.pan, request.ms, request.pan_band, request.sensor)
     for warning in pair.info().warnings:  # about the pair, not the extent (e.g. a preview)
         say(warning)
+    whole = pair.window
     if request.extent is not None:
-        whole = pair.window
         pair.window = _restrict(pair, request.extent)
         say(f"Only the extent asked for: {pair.window.width} x {pair.window.height} of the "
             f"{whole.width} x {whole.height} output pixels.")
@@ -122,6 +123,10 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
     tile = tile_for(method, request.tile)
     _check_tiling(tile, request.overlap)
     _check_tile_memory(tile, request.overlap, pair, method)
+    source = pair
+    if request.register and name not in CLASSICAL:
+        source, line = _register(pair, whole)
+        say(line)
     say(f"{name}: {pair.window.width} x {pair.window.height} pixels, ratio {pair.ratio}, "
         f"{pair.bands} bands, tiles of {tile} with {request.overlap} overlap.")
     data_type = "Float32" if request.float32 else info.data_type
@@ -134,7 +139,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         data_type=data_type, nodata=nodata, band_names=pair.band_names,
         overwrite=request.overwrite, cog=request.cog,
     ) as writer:
-        run_tiled(pair, method, pair.window.height, pair.window.width, writer.write,
+        run_tiled(source, method, pair.window.height, pair.window.width, writer.write,
                   tile=tile, overlap=request.overlap,
                   progress=run_progress, cancelled=cancelled, threads=request.threads,
                   depth=1 if name in CLASSICAL else None)
@@ -142,6 +147,31 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
     seconds = time.perf_counter() - start
     say(f"Wrote {request.output} in {seconds:.1f} s.")
     return SharpenResult(request.output, name, info, seconds, " ".join(reasons))
+
+
+def _register(pair: RasterPair, whole):
+    """(source, message): the pair with its PAN moved onto the MS where a sample of the
+    scene shows an offset (``registration``), else the pair as it is. The sample is the
+    whole scene's (``whole``: its window), as the statistics are: an extent gets the
+    values of the whole-scene run."""
+    import copy
+
+    from . import registration
+    from .guard import read_sample
+
+    scene = copy.copy(pair)
+    scene.window = whole
+    try:
+        sample = read_sample(scene, registration.SAMPLE)
+    except PansharpenError as exc:
+        return pair, f"PAN and MS not registered: {exc}."
+    dy, dx, corr = registration.estimate_shift(sample.pan, sample.ms, pair.ratio, pair.sensor)
+    if not registration.worth_applying(dy, dx, corr):
+        return pair, (f"PAN and MS registered as they are (best offset {dy:+.3f}, {dx:+.3f} PAN pixels, "
+                      f"correlation {corr:.3f}).")
+    return registration.Registered(pair, (dy, dx)), (
+        f"Registration: the PAN moved by {dy:+.3f} rows, {dx:+.3f} columns of PAN pixels onto the MS "
+        f"(correlation {corr:.3f}; --no-registration leaves it).")
 
 
 def _adapt(pair: RasterPair, name: str, weights, request: SharpenRequest, progress, cancelled):

@@ -77,7 +77,7 @@ def _window(array, rows, cols) -> np.ndarray:
 
 
 
-def _fill(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def fill_invalid(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Replace invalid pixels by the mean of the valid ones, so filters see no spikes."""
     if valid.all():
         return data
@@ -103,7 +103,7 @@ def read_tile(source: Source, tile: Tile, halo: int, scene=None):
     j0, j1 = math.floor((tile.x0 - halo + px) / r), math.ceil((tile.x1 + halo + px) / r)
     ctx = upsample.context_pixels(r)
     ms_wide, ms_valid_wide = source.read_ms((k0 - ctx, k1 + ctx), (j0 - ctx, j1 + ctx))
-    ms_wide = _fill(ms_wide, ms_valid_wide)
+    ms_wide = fill_invalid(ms_wide, ms_valid_wide)
     lms = upsample.upsample(ms_wide, r)[:, ctx * r:-ctx * r, ctx * r:-ctx * r]
     ms = ms_wide[:, ctx:-ctx, ctx:-ctx]
     ms_valid = ms_valid_wide[ctx:-ctx, ctx:-ctx]
@@ -111,7 +111,7 @@ def read_tile(source: Source, tile: Tile, halo: int, scene=None):
     cols = (r * j0 - px, r * j1 - px)
     pan, pan_valid = source.read_pan(rows, cols)
     valid = pan_valid & np.repeat(np.repeat(ms_valid, r, axis=0), r, axis=1)
-    pan = _fill(pan, pan_valid)
+    pan = fill_invalid(pan, pan_valid)
     where = (tile.y0 - rows[0], tile.x0 - cols[0])
     if scene is not None:
         return (scene.normalise_pan(pan), scene.normalise_ms(lms), scene.normalise_ms(ms),

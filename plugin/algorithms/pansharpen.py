@@ -95,6 +95,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
     ADAPT = "ADAPT"
     CHECK = "CHECK"
     ANCHOR = "ANCHOR"
+    REGISTER = "REGISTER"
     OUTPUT = "OUTPUT"
     OUT_METHOD = "METHOD_USED"
     OUT_SECONDS = "SECONDS"
@@ -165,6 +166,11 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                       "default; on scenes the networks never saw, the mix beat {method} everywhere "
                       "and the network alone on most. 0 gives the network alone.").format(
                           method=ANCHOR_METHOD, share=f"{1 - ANCHOR:g} / {ANCHOR:g}"),
+            "  " + tr("Move the PAN onto the MS first: deep methods measure, on a sample, the "
+                      "offset between the PAN and the MS (up to 2 PAN pixels: the two sensors see "
+                      "the ground a moment apart) and move the PAN by it, so detail lands on the "
+                      "edges the colours have; the log says by how much. Classical methods run as "
+                      "published."),
         ]
         return "\n".join(lines)
 
@@ -213,7 +219,10 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             self.ANCHOR, tr("Share of the classical {} mixed into a deep method's output "
                             "(0: the network alone)").format(ANCHOR_METHOD),
             QgsProcessingParameterNumber.Double, ANCHOR, False, 0.0, 1.0)
-        for parameter in (tile, overlap, float32, full_precision, extent, sensor, cog, adapt, check, anchor):
+        register = QgsProcessingParameterBoolean(
+            self.REGISTER, tr("Move the PAN onto the MS first (deep methods)"), True)
+        for parameter in (tile, overlap, float32, full_precision, extent, sensor, cog, adapt, check, anchor,
+                          register):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
 
@@ -303,6 +312,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             adapt=self.parameterAsDouble(parameters, self.ADAPT, context) or None,
             check=self.parameterAsBoolean(parameters, self.CHECK, context),
             anchor=self.parameterAsDouble(parameters, self.ANCHOR, context),
+            register=self.parameterAsBoolean(parameters, self.REGISTER, context),
         )
         return True
 
