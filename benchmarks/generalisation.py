@@ -188,8 +188,8 @@ def runners(weights: dict[str, str], adapt_seconds: float | None, work: Path) ->
     if Path(weights["dm50"]).exists():
         naive = one_step_teacher(weights["dm50"], work)
         out["dm50 1-step"] = lambda p: sharpen_arrays(p, "dm50", weights=naive, device="cpu", anchor=0.0)
-    out["fose unregistered"] = lambda p: sharpen_arrays(p, "fose", weights=weights["fose"], device="cpu",
-                                                        register=False)
+    out["fose registered"] = lambda p: sharpen_arrays(p, "fose", weights=weights["fose"], device="cpu",
+                                                      register=True)
     out["auto"] = lambda p: auto(p, weights)
     if adapt_seconds:
         for m in ADAPTED:
@@ -348,9 +348,9 @@ def markdown(results: list[dict]) -> str:
              "projection mixed half and half with `mtf-glp-hpm` (`engine/anchor.py`); `net`: the network's "
              "alone after the projection; `raw`: the network's alone without it. `dm1` and `dm50 1-step` "
              "(the teacher sampled in one DDIM step, the naive baseline the distilled `dm1` must beat) are "
-             "networks alone after the projection, for Fose's stage ratios. Every deep row runs on the PAN moved "
-             "onto the MS by the offset measured on the input (`engine/registration.py`); `fose unregistered`: "
-             "the engine's fose without that. `auto`: what `--method auto` runs after its "
+             "networks alone after the projection, for Fose's stage ratios. `fose registered`: fose on the PAN "
+             "moved onto the MS by the offset measured on the input (`--register`, `engine/registration.py`). "
+             "`auto`: what `--method auto` runs after its "
              "check. Best of each column in bold.", ""]
     for res in sorted(results, key=report_order):
         lines.append(f"## {res['family']}: left out {res['scene']} ({res['part']}), {res['bits']}")
@@ -375,10 +375,10 @@ def markdown(results: list[dict]) -> str:
             lines += [f"auto chose: {', '.join(res['auto'])}", ""]
         if res.get("adapt_log"):
             lines += ["Adaptation: " + "; ".join(res["adapt_log"]), ""]
-    deep = ("fose", "ksdiff", "fose unregistered", "fose net", "ksdiff net")
+    deep = ("fose", "ksdiff", "fose registered", "fose net", "ksdiff net")
     lines += ["## Deep models against the best classical method and GDAL/OTB", "",
-              "`net`: the network alone (no classical anchor); `unregistered`: the PAN where the files put "
-              "it. Wins: " + ", ".join(deep) + ".", "",
+              "`net`: the network alone (no classical anchor); `registered`: on the PAN moved onto the "
+              "MS. Wins: " + ", ".join(deep) + ".", "",
               "| family | scene | bits | index | " + " | ".join(deep) + " | best other | wins |",
               "|---|---|---|---|" + "---:|" * len(deep) + "---|---|"]
     tally = dict.fromkeys(deep, 0)

@@ -193,7 +193,7 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
           seed: int = 0, out: str | None = None, progress: Callable[[float], None] | None = None,
           cancelled: Callable[[], bool] | None = None, reuse: bool = True,
           sample=None, max_steps: int | None = None, consistent: bool = True,
-          objective: str = "full", register: bool = True) -> Adapted:
+          objective: str = "full", register: bool = False) -> Adapted:
     """Fine-tune ``base_weights`` on the scene of ``pair`` (a ``RasterPair``) for about
     ``seconds``; write the adapted file to ``out`` (default: the cache) when it gains.
 
@@ -203,7 +203,7 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
     is taken after the consistency projection, as the engine will run the model;
     ``objective``: "wald" (pairs one scale down, the MS the reference) or "full" (the
     scene at its own scale, no reference: :func:`_full_loss`); ``register``: the sample's
-    PAN is moved onto its MS first, as the engine runs the model (``registration``)."""
+    PAN is moved onto its MS first, as the engine then runs the model (``registration``)."""
     import torch
 
     from .families import read_metadata

@@ -613,8 +613,8 @@ def add_arguments(parser) -> None:
                         help="deep methods: keep the network's output as it is, as sharpen")
     parser.add_argument("--anchor", type=float, default=ANCHOR, metavar="SHARE",
                         help="deep methods: share of the classical anchor in the output, as sharpen")
-    parser.add_argument("--no-registration", action="store_true",
-                        help="deep methods: leave the PAN where the files put it, as sharpen")
+    parser.add_argument("--register", action="store_true",
+                        help="deep methods: move the PAN onto the MS first, as sharpen")
 
 
 def template_from_args(args) -> SharpenRequest:
@@ -624,8 +624,7 @@ def template_from_args(args) -> SharpenRequest:
     names = {f.name for f in dataclasses.fields(SharpenRequest)}
     options = {k: v for k, v in vars(args).items()  # --threads is the cluster's, not the request's
                if k in names and k not in ("pan", "ms", "output", "threads")}
-    options.update(half=not args.full_precision, check=not args.no_check, consistent=not args.no_consistency,
-                   register=not args.no_registration)
+    options.update(half=not args.full_precision, check=not args.no_check, consistent=not args.no_consistency)
     return SharpenRequest(pan="", ms="", output="", **{k: v for k, v in options.items() if k in names})
 
 

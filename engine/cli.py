@@ -51,7 +51,7 @@ def _sharpen(args) -> int:
         tile=args.tile, overlap=args.overlap, overwrite=args.overwrite,
         float32=args.float32, sensor=args.sensor, half=not args.full_precision, cog=args.cog,
         check=not args.no_check, adapt=args.adapt, consistent=not args.no_consistency,
-        anchor=args.anchor, register=not args.no_registration,
+        anchor=args.anchor, register=args.register,
     )
     bar = None if args.quiet else ProgressBar("sharpening")
     result = sharpen(request, progress=bar, log=lambda m: print(m, file=sys.stderr))
@@ -197,9 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anchor", type=float, default=ANCHOR, metavar="SHARE",
                    help=f"deep methods: share of the classical {ANCHOR_METHOD} mixed into the output, 0 to 1 "
                         f"(default {ANCHOR}; 0: the network alone)")
-    p.add_argument("--no-registration", action="store_true",
-                   help="deep methods: leave the PAN where the files put it (default: moved onto the MS "
-                        "by the offset measured on a sample, up to 2 PAN pixels)")
+    p.add_argument("--register", action="store_true",
+                   help="deep methods: move the PAN onto the MS first, by the offset measured on a sample "
+                        "(up to 2 PAN pixels; for products whose colours fringe the edges)")
     add_common(p)
     p.set_defaults(run=_sharpen)
 

@@ -60,12 +60,12 @@ def _load_mat(path: str, sensor: str | None) -> Pair:
 def sharpen_arrays(pair: Pair, method_name: str, *, weights=None, device="auto",
                    tile=None, overlap=DEFAULT_OVERLAP, progress=None, half: bool = True,
                    prepare_method=None, consistent: bool = True, anchor: float = ANCHOR,
-                   register: bool = True) -> np.ndarray:
+                   register: bool = False) -> np.ndarray:
     """Run a method over in-memory arrays through the tiled engine; (B, H, W) DN.
     ``prepare_method`` replaces ``methods.prepare`` (as in ``pipeline.sharpen``);
     ``consistent`` False keeps deep outputs unprojected (``consistency``), ``anchor``
-    is the classical share of a deep output (``anchor``), ``register`` False leaves a
-    deep method's PAN where it is (``registration``)."""
+    is the classical share of a deep output (``anchor``), ``register`` moves a deep
+    method's PAN onto the MS first (``registration``)."""
     if method_name == BASELINE:
         from .upsample import upsample
 

@@ -47,7 +47,7 @@ class SharpenRequest:
     adapt: float | None = None  # seconds of fine-tuning the deep model on this scene (adapt); None: none
     consistent: bool = True  # deep methods: project the output onto the MS (consistency)
     anchor: float = ANCHOR  # deep methods: share of the classical anchor in the output (anchor)
-    register: bool = True  # deep methods: move the PAN onto the MS first (registration)
+    register: bool = False  # deep methods: move the PAN onto the MS first (registration)
 
 
 @dataclass
@@ -171,7 +171,7 @@ def _register(pair: RasterPair, whole):
                       f"correlation {corr:.3f}).")
     return registration.Registered(pair, (dy, dx)), (
         f"Registration: the PAN moved by {dy:+.3f} rows, {dx:+.3f} columns of PAN pixels onto the MS "
-        f"(correlation {corr:.3f}; --no-registration leaves it).")
+        f"(correlation {corr:.3f}).")
 
 
 def _adapt(pair: RasterPair, name: str, weights, request: SharpenRequest, progress, cancelled):

@@ -46,10 +46,10 @@ def test_tiles_read_through_the_source_are_the_whole_pan_moved(sample):
     assert tile.min() > 0.5 * sample.pan.min()  # the 0 was filled before the move
 
 
-def test_the_deep_path_registers_the_pan_and_says_so(sample_paths, sample, tmp_path):
-    """A PAN written one and a half pixels off its MS: sharpen moves it back for a deep
-    method (the log says by how much), leaves it for a classical one, and
-    --no-registration leaves it too."""
+def test_asked_to_register_the_deep_path_moves_the_pan_and_says_so(sample_paths, sample, tmp_path):
+    """A PAN written one and a half pixels off its MS: asked to, sharpen moves it back for
+    a deep method (the log says by how much); a classical method, and a deep one not
+    asked, leave it."""
     from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
 
     moved = str(tmp_path / "pan.tif")
@@ -59,10 +59,10 @@ def test_the_deep_path_registers_the_pan_and_says_so(sample_paths, sample, tmp_p
     ds = None
     logs = []
     sharpen(SharpenRequest(moved, sample_paths[1], str(tmp_path / "e2e.tif"), method="e2e", device="cpu",
-                           check=False), log=logs.append)
+                           check=False, register=True), log=logs.append)
     line = next(m for m in logs if m.startswith("Registration: the PAN moved by "))
     assert float(line.split("moved by ")[1].split(" rows")[0]) == pytest.approx(-1.5, abs=0.25)
-    for method, register in (("brovey", True), ("e2e", False)):
+    for method, register in (("brovey", True), ("e2e", False)):  # False: the default
         logs.clear()
         sharpen(SharpenRequest(moved, sample_paths[1], str(tmp_path / f"{method}-{register}.tif"), method=method,
                                device="cpu", check=False, register=register), log=logs.append)

@@ -220,7 +220,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                             "(0: the network alone)").format(ANCHOR_METHOD),
             QgsProcessingParameterNumber.Double, ANCHOR, False, 0.0, 1.0)
         register = QgsProcessingParameterBoolean(
-            self.REGISTER, tr("Move the PAN onto the MS first (deep methods)"), True)
+            self.REGISTER, tr("Move the PAN onto the MS first (deep methods)"), False)
         for parameter in (tile, overlap, float32, full_precision, extent, sensor, cog, adapt, check, anchor,
                           register):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
