@@ -118,7 +118,7 @@ def read_sample(pair, size: int = SAMPLE) -> Pair:
 
 def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device: str = "auto",
                      half: bool = True, prepare_method=None, consistent: bool = True,
-                     anchor: float = ANCHOR) -> dict[str, dict[str, float]]:
+                     anchor: float = ANCHOR, register: bool = False) -> dict[str, dict[str, float]]:
     """Q2n, SAM, ERGAS of each candidate (name -> weights file or None) on the sample's
     Wald-degraded copy, against the sample's MS."""
     from . import quality
@@ -129,7 +129,8 @@ def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device:
     scores = {}
     for name, weights in candidates.items():
         fused = sharpen_arrays(reduced, name, weights=weights, device=device, half=half,
-                               prepare_method=prepare_method, consistent=consistent, anchor=anchor)
+                               prepare_method=prepare_method, consistent=consistent, anchor=anchor,
+                               register=register)
         block = min(32, *sample.ms.shape[1:])  # a small scene: one block of its size
         scores[name] = {"Q2n": quality.q2n(fused, sample.ms, block=block, shift=block),
                         "SAM": quality.sam(fused, sample.ms), "ERGAS": quality.ergas(fused, sample.ms, r)}
@@ -138,11 +139,11 @@ def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device:
 
 def check(pair, method: str, weights: str | None, *, device: str = "auto", half: bool = True,
           size: int = SAMPLE, prepare_method=None, consistent: bool = True,
-          anchor: float = ANCHOR) -> Verdict:
+          anchor: float = ANCHOR, register: bool = False) -> Verdict:
     """Score ``method`` (a deep model) against the classical candidates on a sample of
     ``pair`` and return the verdict (the best by Q2n, the deep model on a tie)."""
     return judge(read_sample(pair, size), method, weights, device=device, half=half,
-                 prepare_method=prepare_method, consistent=consistent, anchor=anchor)
+                 prepare_method=prepare_method, consistent=consistent, anchor=anchor, register=register)
 
 
 def judge(sample: Pair, method: str, weights: str | None, **options) -> Verdict:

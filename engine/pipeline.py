@@ -200,7 +200,7 @@ def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenReq
     try:
         verdict = guard.check(pair, name, weights, device=request.device, half=request.half,
                               prepare_method=prepare_method, consistent=request.consistent,
-                              anchor=request.anchor)
+                              anchor=request.anchor, register=request.register)
     except (PansharpenError, RuntimeError, ValueError, MemoryError) as exc:  # optional: never fatal
         return name, weights, f"Not checked against the classical methods ({exc})."
     if verdict.undecided:
