@@ -351,7 +351,8 @@ def markdown(results: list[dict]) -> str:
              "networks alone after the projection, for Fose's stage ratios. `fose registered`: fose on the PAN "
              "moved onto the MS by the offset measured on the input (`--register`, `engine/registration.py`). "
              "`auto`: what `--method auto` runs after its "
-             "check. Best of each column in bold.", ""]
+             "check. Best of each column in bold. Scene adaptation (`--adapt`) on these inputs, with the "
+             "same folds: `docs/adaptation.md` (`benchmarks/adaptation.py`).", ""]
     for res in sorted(results, key=report_order):
         lines.append(f"## {res['family']}: left out {res['scene']} ({res['part']}), {res['bits']}")
         lines.append("")
