@@ -20,7 +20,9 @@ continues) and scored on the left-out scene:
   Orfeo Toolbox's BundleToPerfectSensor when ``otbcli_BundleToPerfectSensor`` is
   installed (``make bench`` installs it), the deep models without the consistency
   projection ("raw"), the teacher sampled in one step ("dm50 1-step", the naive baseline
-  of Fose's distillation), and ``auto`` (the check of ``engine/guard.py`` on the input);
+  of Fose's distillation), ``fose registered`` (its PAN moved onto the MS first:
+  ``--register``, ``engine/registration.py``) and ``auto`` (the check of
+  ``engine/guard.py`` on the input);
 - with ``--adapt S``: ``fose`` and ``ksdiff`` adapted to the input for S seconds
   (``engine/adapt.py``; at reduced resolution they adapt on the degraded input only).
 
