@@ -1,11 +1,11 @@
 """Which classical anchor (engine/anchor.py) to mix with the network: measured on the
 leave-one-scene-out inputs of ``benchmarks/generalisation.py``.
 
-    .venv/bin/python benchmarks/anchor_variants.py [--work .build/loso] [--cache .build/anchor-variants]
+    .venv/bin/python benchmarks/anchor_variants.py [--work .build/loso]
 
 For every left-out input (11-bit and 8-bit, reduced and full resolution), the fold's
 ``fose`` and ``ksdiff`` networks alone (after the consistency projection) and the
-classical methods are run once and cached; the mixes are then made from the stored
+classical methods are run once; the mixes are then made from the stored
 outputs (clipped to the data's range, whole images: the engine mixes per tile) and
 scored. Variants of the anchor: ``mtf-glp-hpm`` (the engine's), Brovey, and
 ``hpm-common``: MTF-GLP-HPM with ONE modulation P / P^L for every band (the PAN
@@ -17,7 +17,6 @@ brovey, gsa and mtf-glp-hpm.
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 from pathlib import Path
 
@@ -66,9 +65,8 @@ def outputs(p: Pair, weights: dict, top: float) -> dict:
     return out
 
 
-def cached_inputs(work: Path, cache: Path):
+def inputs(work: Path):
     """(key, record) per left-out input; a record holds the outputs and what scores them."""
-    cache.mkdir(parents=True, exist_ok=True)
     for family in ("vhr4", "wv8", "landsat8"):
         for name in g.scenes.family_scenes(family):
             weights = g.fold_weights(family, name, work, "cpu", False)
@@ -76,26 +74,22 @@ def cached_inputs(work: Path, cache: Path):
                 continue
             for label, item in g.test_items(family, name):
                 for bits in ("11", "8"):
-                    key = f"{family}-{name}-{label}-{bits}".replace(" ", "_")
-                    path = cache / f"{key}.pkl"
-                    if not path.exists():
-                        data = item if bits == "11" else g.as_8bit(item)
-                        top = 255.0 if bits == "8" else 65535.0
-                        rec = {}
-                        if isinstance(data, Pair):
-                            r, unit = data.ratio, data.ratio ** 2
-                            h, w = (n // unit * unit for n in data.pan.shape)
-                            pair = Pair(data.pan[:h, :w], data.ms[:, :h // r, :w // r], r, data.scale, data.sensor)
-                            pl, ml = mtf.wald_degrade(pair.pan, pair.ms, r, pair.sensor)
-                            red = Pair(pl.astype(np.float32), ml.astype(np.float32), r, pair.scale, pair.sensor)
-                            rec["reduced"] = [(outputs(red, weights, top), pair.ms, r)]
-                            rec["full"] = (outputs(pair, weights, top), pair)
-                        else:
-                            patches, r, scale, sensor = data
-                            rec["reduced"] = [(outputs(Pair(pp, m, r, scale, sensor), weights, top), gt, r)
-                                              for pp, m, gt in patches]
-                        path.write_bytes(pickle.dumps(rec))
-                    yield key, pickle.loads(path.read_bytes())
+                    data = item if bits == "11" else g.as_8bit(item)
+                    top = 255.0 if bits == "8" else 65535.0
+                    rec = {}
+                    if isinstance(data, Pair):
+                        r, unit = data.ratio, data.ratio ** 2
+                        h, w = (n // unit * unit for n in data.pan.shape)
+                        pair = Pair(data.pan[:h, :w], data.ms[:, :h // r, :w // r], r, data.scale, data.sensor)
+                        pl, ml = mtf.wald_degrade(pair.pan, pair.ms, r, pair.sensor)
+                        red = Pair(pl.astype(np.float32), ml.astype(np.float32), r, pair.scale, pair.sensor)
+                        rec["reduced"] = [(outputs(red, weights, top), pair.ms, r)]
+                        rec["full"] = (outputs(pair, weights, top), pair)
+                    else:
+                        patches, r, scale, sensor = data
+                        rec["reduced"] = [(outputs(Pair(pp, m, r, scale, sensor), weights, top), gt, r)
+                                          for pp, m, gt in patches]
+                    yield f"{family}-{name}-{label}-{bits}".replace(" ", "_"), rec
 
 
 def scores(rec: dict, make) -> dict:
@@ -111,11 +105,10 @@ def scores(rec: dict, make) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default=str(ROOT / ".build" / "loso"))
-    p.add_argument("--cache", default=str(ROOT / ".build" / "anchor-variants"))
     args = p.parse_args(argv)
     makers = {**{m: (lambda o, m=m: o[m]) for m in CLASSICAL}, **MIXES}
     wins = {v: [0, 0] for v in MIXES}
-    for key, rec in cached_inputs(Path(args.work), Path(args.cache)):
+    for key, rec in inputs(Path(args.work)):
         res = {v: scores(rec, make) for v, make in makers.items()}
         print(key)
         for v, s in res.items():
