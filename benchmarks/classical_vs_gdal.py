@@ -13,7 +13,8 @@ rotated each round), so the machine's load hits every job alike:
 
 * ours: ``pansharpen sharpen PAN MS OUT --method M --quiet`` for brovey, gsa and
   mtf-glp-hpm: a tiled (256), DEFLATE + PREDICTOR=2 GeoTIFF with internal averaged
-  overviews (our default output);
+  overviews (our default output); "ours M no-ovr": the same with ``--no-overviews``, the
+  format ``gdal_pansharpen.py`` writes (compare it with the gdal row);
 * gdal: ``gdal_pansharpen.py PAN MS OUT -of GTiff -r cubic -q`` with the same creation
   options (``-co TILED=YES -co BLOCKXSIZE=256 -co BLOCKYSIZE=256 -co COMPRESS=DEFLATE
   -co PREDICTOR=2 -co NUM_THREADS=ALL_CPUS``): the same format without overviews;
@@ -130,6 +131,8 @@ def jobs(pan: str, ms: str, out: Path, size: int, before: Path | None = None) ->
 
     gdal = ["gdal_pansharpen.py", pan, ms, str(out), "-of", "GTiff", "-r", "cubic", "-q"]
     found = {f"ours {m}": [[*PANSHARPEN, "sharpen", pan, ms, str(out), "--method", m, "--quiet"]] for m in METHODS}
+    found.update({f"ours {m} no-ovr": [[*PANSHARPEN, "sharpen", pan, ms, str(out), "--method", m, "--quiet",
+                                        "--no-overviews"]] for m in METHODS})
     if before is not None:
         old = ["env", f"PYTHONPATH={before}", sys.executable, "-m", "diffusion_pansharpening.engine.cli"]
         found.update({f"before {m}": [[*old, "sharpen", pan, ms, str(out), "--method", m, "--quiet"]]
@@ -225,9 +228,11 @@ the same inputs, one after the other, the order rotated each round: a {size} x {
 {size // RATIO} x {size // RATIO}, {BANDS}-band MS (ratio {RATIO}, UInt16, tiled uncompressed GeoTIFFs) made of the
 Landsat-8 scene's real texture (mirror-tiled; see the script), on the engine's MS phase, so nothing is
 resampled. Ours writes its default output: a tiled (256) GeoTIFF, DEFLATE with PREDICTOR=2, and
-internal averaged overviews. `gdal` is `gdal_pansharpen.py` (weighted Brovey, cubic) writing the same
-format without overviews; `gdal+ovr` adds `gdaladdo -r average` with DEFLATE overviews: the same
-file as ours; `gdal plain` is its default, uncompressed output. Medians of {result['repeats']} rounds;
+internal averaged overviews; the `no-ovr` rows write it without overviews (`--no-overviews`). `gdal`
+is `gdal_pansharpen.py` (weighted Brovey, cubic) writing the same format without overviews;
+`gdal+ovr` adds `gdaladdo -r average` with DEFLATE overviews: the same file as our default. So the
+`no-ovr` rows compare with `gdal`, the others with `gdal+ovr`. `gdal plain` is its default,
+uncompressed output. Medians of {result['repeats']} rounds;
 CPU is user + system time of the process(es), peak the largest resident size (`/usr/bin/time`).
 GDAL wall / ours above 1 means ours is faster.
 

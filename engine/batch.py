@@ -615,6 +615,8 @@ def add_arguments(parser) -> None:
                         help="deep methods: share of the classical anchor in the output, as sharpen")
     parser.add_argument("--register", action="store_true",
                         help="deep methods: move the PAN onto the MS first, as sharpen")
+    parser.add_argument("--no-overviews", action="store_true",
+                        help="write the full resolution only, no internal overviews, as sharpen")
 
 
 def template_from_args(args) -> SharpenRequest:
@@ -624,7 +626,8 @@ def template_from_args(args) -> SharpenRequest:
     names = {f.name for f in dataclasses.fields(SharpenRequest)}
     options = {k: v for k, v in vars(args).items()  # --threads is the cluster's, not the request's
                if k in names and k not in ("pan", "ms", "output", "threads")}
-    options.update(half=not args.full_precision, check=not args.no_check, consistent=not args.no_consistency)
+    options.update(half=not args.full_precision, check=not args.no_check, consistent=not args.no_consistency,
+                   overviews=not args.no_overviews)
     return SharpenRequest(pan="", ms="", output="", **{k: v for k, v in options.items() if k in names})
 
 

@@ -50,6 +50,7 @@ def _sharpen(args) -> int:
         pan_band=args.pan_band, weights=args.weights, device=args.device,
         tile=args.tile, overlap=args.overlap, overwrite=args.overwrite,
         float32=args.float32, sensor=args.sensor, half=not args.full_precision, cog=args.cog,
+        overviews=not args.no_overviews,
         check=not args.no_check, adapt=args.adapt, consistent=not args.no_consistency,
         anchor=args.anchor, register=args.register,
     )
@@ -182,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--float32", action="store_true", help="write float32 instead of the MS data type")
     p.add_argument("--cog", action="store_true",
                    help="write a Cloud Optimized GeoTIFF (default: tiled GeoTIFF with internal overviews)")
+    p.add_argument("--no-overviews", action="store_true",
+                   help="write the full resolution only, no internal overviews (faster to write; QGIS then "
+                        "draws a large result slowly until you build them)")
     p.add_argument("--full-precision", action="store_true",
                    help="run deep models in float32 (default: float16 autocast on CUDA, bfloat16 on a "
                         "CPU with native bfloat16, e.g. AVX512-BF16)")

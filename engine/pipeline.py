@@ -43,6 +43,7 @@ class SharpenRequest:
     threads: bool = True  # reader and writer threads beside the computation (streaming)
     half: bool = True  # deep models in float16 on CUDA, bfloat16 on a CPU that has it (False: float32)
     cog: bool = False  # a Cloud Optimized GeoTIFF (default: a tiled GeoTIFF with internal overviews)
+    overviews: bool = True  # internal averaged overviews (False: the full resolution only, as gdal_pansharpen.py)
     check: bool = True  # deep methods: score against the classical ones on a sample first (guard)
     adapt: float | None = None  # seconds of fine-tuning the deep model on this scene (adapt); None: none
     consistent: bool = True  # deep methods: project the output onto the MS (consistency)
@@ -137,7 +138,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         request.output, width=pair.window.width, height=pair.window.height, bands=pair.bands,
         geotransform=pair.output_geotransform, crs_wkt=pair.pan_ds.GetProjection(),
         data_type=data_type, nodata=nodata, band_names=pair.band_names,
-        overwrite=request.overwrite, cog=request.cog,
+        overwrite=request.overwrite, cog=request.cog, overviews=request.overviews,
     ) as writer:
         run_tiled(source, method, pair.window.height, pair.window.width, writer.write,
                   tile=tile, overlap=request.overlap,

@@ -110,7 +110,7 @@ def read_tile(source: Source, tile: Tile, halo: int, scene=None):
     rows = (r * k0 - py, r * k1 - py)
     cols = (r * j0 - px, r * j1 - px)
     pan, pan_valid = source.read_pan(rows, cols)
-    valid = pan_valid & np.repeat(np.repeat(ms_valid, r, axis=0), r, axis=1)
+    valid = pan_valid if ms_valid.all() else pan_valid & np.repeat(np.repeat(ms_valid, r, axis=0), r, axis=1)
     pan = fill_invalid(pan, pan_valid)
     where = (tile.y0 - rows[0], tile.x0 - cols[0])
     if scene is not None:

@@ -86,22 +86,33 @@ def build_overviews(ds, resampling: str) -> list[int]:
     return factors
 
 
-def pair_sums(total: np.ndarray) -> np.ndarray:
-    """Sums of the 2 x 2 blocks of (bands, h, w), an odd last row or column counted
-    twice (so that a partial block at an edge averages the pixels it has)."""
+def sum_type(dtype, levels: int):
+    """The type block sums of ``dtype`` pixels are kept in over ``levels`` halvings:
+    float64 for floats; int32 for integers while the largest sum (4^levels times the
+    type's extreme) fits, which it does for every 16-bit type up to 7 levels; else int64."""
+    if np.issubdtype(dtype, np.floating):
+        return np.dtype(np.float64)
+    info = np.iinfo(dtype)
+    return np.dtype(np.int32 if max(abs(info.min), info.max) * 4**levels < 2**31 else np.int64)
+
+
+def pair_sums(total: np.ndarray, dtype=None) -> np.ndarray:
+    """Sums (in ``dtype``, default the input's) of the 2 x 2 blocks of (bands, h, w), an
+    odd last row or column counted twice (so that a partial block at an edge averages
+    the pixels it has). Row pairs first: whole contiguous rows, then one strided add."""
     if total.shape[1] % 2 or total.shape[2] % 2:
         total = np.pad(total, ((0, 0), (0, total.shape[1] % 2), (0, total.shape[2] % 2)), mode="edge")
-    out = total[:, 0::2, 0::2] + total[:, 1::2, 0::2]
-    out += total[:, 0::2, 1::2]
-    out += total[:, 1::2, 1::2]
-    return out
+    rows = total[:, 0::2].astype(dtype or total.dtype)
+    rows += total[:, 1::2]
+    return rows[:, :, 0::2] + rows[:, :, 1::2]
 
 
 def average(total: np.ndarray, count: int, dtype) -> np.ndarray:
-    """Block sums over ``count`` pixels as averages of ``dtype`` (integers rounded half up)."""
+    """Block sums over ``count`` pixels (a power of 2) as averages of ``dtype`` (integers
+    rounded half up: the shift is the floor division, negative sums included)."""
     if np.issubdtype(dtype, np.floating):
         return (total / count).astype(dtype)
-    return ((total + count // 2) // count).astype(dtype)
+    return ((total + count // 2) >> (count.bit_length() - 1)).astype(dtype)
 
 
 def scratch_bytes(width: int, height: int, bands: int, data_type: str) -> int:
@@ -236,10 +247,12 @@ class GeoTiffWriter:
 
     def __init__(self, path: str, *, width: int, height: int, bands: int,
                  geotransform, crs_wkt: str, data_type: str, nodata: float | None,
-                 band_names: list[str], overwrite: bool = False, cog: bool = False):
+                 band_names: list[str], overwrite: bool = False, cog: bool = False,
+                 overviews: bool = True):
         check_output(path, overwrite)
         self.path = path
         self.cog = cog  # a Cloud Optimized GeoTIFF (overviews first) instead of a tiled GeoTIFF
+        self.overviews = overviews  # internal averaged overviews (QGIS draws a large result at once)
         self.dtype = NUMPY_TYPES[data_type]
         self.nodata = nodata
         self.overwrite = overwrite
@@ -266,7 +279,7 @@ class GeoTiffWriter:
                 gdal.GetDataTypeByName(data_type), options=CREATION_OPTIONS if self.cog else FINAL_OPTIONS,
             )
             if not self.cog:
-                self._strips = _Strips(self, build_overviews(self._ds, "NONE"))
+                self._strips = _Strips(self, build_overviews(self._ds, "NONE") if self.overviews else [])
         except RuntimeError as exc:
             failed = PansharpenError(f"Cannot create the output in {os.path.dirname(self._scratch)} ({exc}): "
                                      "choose another folder.")
@@ -339,13 +352,12 @@ class GeoTiffWriter:
                 self._ds = None
                 with _internal_masks():
                     if self._strips is not None:  # written compressed already
-                        if not self._strips.overviews_done:
+                        if self.overviews and not self._strips.overviews_done:
                             add_overviews(self._packed)
-                    elif self.cog:
-                        gdal.Translate(self._packed, self._scratch, format="COG", creationOptions=COG_OPTIONS)
                     else:
-                        gdal.Translate(self._packed, self._scratch, creationOptions=FINAL_OPTIONS)
-                        add_overviews(self._packed)
+                        options = [o if self.overviews or not o.startswith("OVERVIEWS=") else "OVERVIEWS=NONE"
+                                   for o in COG_OPTIONS]
+                        gdal.Translate(self._packed, self._scratch, format="COG", creationOptions=options)
             except RuntimeError as exc:
                 failed = _write_failed(self.path, exc)
             if failed is not None:
@@ -495,10 +507,10 @@ class _Strips:
         elif writer._mask is not None:
             writer._mask.WriteArray(np.full(data.shape[1:], 255, np.uint8), 0, top)
         writer._ds.WriteArray(data, 0, top)
-        if self.overviews_done:  # each level averages the full resolution, as GDAL's
-            total = data.astype(np.float64 if np.issubdtype(data.dtype, np.floating) else np.int64)
+        if self.overviews_done and self.levels:  # each level averages the full resolution, as GDAL's
+            total, kind = data, sum_type(data.dtype, len(self.levels))
             for k, level in enumerate(self.levels, start=1):
-                total = pair_sums(total)
+                total = pair_sums(total, kind)
                 level[2].append(average(total, 4**k, data.dtype))
                 self._write_level(level, last=False)
 

@@ -371,8 +371,8 @@ def test_batch_options_are_those_of_sharpen():
 
     args = build_parser().parse_args(["batch", "in", "out", "--method", "fose", "--threads", "3", "--tile", "256",
                                       "--no-check", "--adapt", "--float32", "--full-precision", "--sensor", "WV2",
-                                      "--anchor", "0.25", "--register"])
+                                      "--anchor", "0.25", "--register", "--no-overviews"])
     assert template_from_args(args) == SharpenRequest(
         "", "", "", method="fose", tile=256, check=False, adapt=120.0, float32=True, half=False, sensor="WV2",
-        anchor=0.25, register=True)
+        anchor=0.25, register=True, overviews=False)
     assert template_from_args(build_parser().parse_args(["batch", "in", "out"])) == SharpenRequest("", "", "")

@@ -54,6 +54,24 @@ def test_cog_on_request_from_the_command_line(sample_paths, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["cog.tif", "plain.tif"]
 
 
+def test_no_overviews_on_request_the_same_pixels(sample_paths, tmp_path):
+    """Issue 18: ``--no-overviews`` writes the full resolution alone (the format
+    gdal_pansharpen.py writes), as a GeoTIFF and as a COG, the pixels unchanged."""
+    from diffusion_pansharpening.engine.cli import main
+
+    pan, ms = sample_paths
+    paths = {name: tmp_path / f"{name}.tif" for name in ("plain", "bare", "bare-cog")}
+    for name, extra in (("plain", []), ("bare", ["--no-overviews"]), ("bare-cog", ["--no-overviews", "--cog"])):
+        assert main(["sharpen", pan, ms, str(paths[name]), "--method", "brovey", "--quiet", *extra]) == 0
+    assert gdal.Open(str(paths["plain"])).GetRasterBand(1).GetOverviewCount() == 1
+    for name in ("bare", "bare-cog"):
+        ds = gdal.Open(str(paths[name]))
+        assert [ds.GetRasterBand(b + 1).GetOverviewCount() for b in range(ds.RasterCount)] == [0] * ds.RasterCount
+        np.testing.assert_array_equal(read_raster(paths[name]), read_raster(paths["plain"]))
+    assert is_cog(paths["bare-cog"]) and not is_cog(paths["bare"])
+    assert sorted(os.listdir(tmp_path)) == ["bare-cog.tif", "bare.tif", "plain.tif"]
+
+
 def test_overviews_written_on_the_way_average_whole_blocks(tmp_path):
     """Issue 18: the writer averages each overview level from its strips as they are
     written, whatever the cells (rows crossing the 256-row strips): each overview pixel

@@ -96,6 +96,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
     CHECK = "CHECK"
     ANCHOR = "ANCHOR"
     REGISTER = "REGISTER"
+    OVERVIEWS = "OVERVIEWS"
     OUTPUT = "OUTPUT"
     OUT_METHOD = "METHOD_USED"
     OUT_SECONDS = "SECONDS"
@@ -221,8 +222,11 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterNumber.Double, ANCHOR, False, 0.0, 1.0)
         register = QgsProcessingParameterBoolean(
             self.REGISTER, tr("Move the PAN onto the MS first (deep methods)"), False)
-        for parameter in (tile, overlap, float32, full_precision, extent, sensor, cog, adapt, check, anchor,
-                          register):
+        overviews = QgsProcessingParameterBoolean(
+            self.OVERVIEWS, tr("Build internal overviews (QGIS draws a large result at once; off: faster "
+                               "to write)"), True)
+        for parameter in (tile, overlap, float32, full_precision, extent, sensor, cog, overviews, adapt, check,
+                          anchor, register):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
 
@@ -309,6 +313,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             extent=window,
             sensor=self.parameterAsString(parameters, self.SENSOR, context).strip() or None,
             cog=self.parameterAsBoolean(parameters, self.COG, context),
+            overviews=self.parameterAsBoolean(parameters, self.OVERVIEWS, context),
             adapt=self.parameterAsDouble(parameters, self.ADAPT, context) or None,
             check=self.parameterAsBoolean(parameters, self.CHECK, context),
             anchor=self.parameterAsDouble(parameters, self.ANCHOR, context),
