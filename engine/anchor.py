@@ -20,6 +20,18 @@ methods ahead of the best classical method on Q2n almost everywhere (0.25 lost o
 inputs). It costs one classical run per tile: on a 2048 x 2048 Landsat-8 scene in float32
 1 % of fose's time and 12 % of e2e's (``benchmarks/anchor_cost.py``).
 
+Those numbers also say that the best share depends on the scene. So, unless the user
+gives one, the check (``guard``) chooses it: it already runs the network and MTF-GLP-HPM
+on a Wald-degraded sample of the user's own scene, and from those two outputs it scores
+every share of ``SHARES`` (the mix is linear, so no extra run) and keeps the best Q2n.
+Shares above 0.5 are not offered: the deep method stays at least half network (with
+0.75, a random tiny network mixed into MTF-GLP-HPM beat MTF-GLP-HPM on the bundled
+sample, so a model trained for another sensor would have passed the check). ``ANCHOR``
+stays where nothing is checked (``--no-check``, a scene too small for the check, and
+``evaluate.sharpen_arrays``). Measured on the left-out inputs: ``docs/quality.md`` (the
+rows ``fose`` and ``fose 0.5``) and ``benchmarks/anchor_share.py`` (every share beside
+the chosen one).
+
 The classical half runs in the data's own units, as ``--method mtf-glp-hpm`` does, so
 unlike the network (``radiometry``) it is not invariant to an offset in the encoding:
 on the Landsat-8 sample (reduced resolution) the default output scored Q2n 0.948 in
@@ -34,8 +46,26 @@ import numpy as np
 
 from .errors import PansharpenError
 
-ANCHOR = 0.5  # share of the classical method in a deep method's output
+ANCHOR = 0.5  # share of the classical method in a deep method's output when none is chosen
 ANCHOR_METHOD = "mtf-glp-hpm"
+SHARES = (0.0, 0.25, 0.5)  # the shares the check chooses from (guard): the network keeps at least half
+
+
+def bound_halves(deep: np.ndarray, classical: np.ndarray, ms: np.ndarray, zero) -> tuple[np.ndarray, np.ndarray]:
+    """Each half bounded as storing it alone would bound it, where the MS (``zero`` its
+    encoding of 0) has no negative values: the network's to zero and above, the
+    classical method's to the range from zero to the largest value of the MS or the
+    network's output, band by band (``Anchored``)."""
+    if (ms >= zero).all():
+        deep = np.maximum(deep, zero)
+        top = np.maximum(ms.max(axis=(1, 2)), deep.max(axis=(1, 2)))[:, None, None]
+        classical = np.clip(classical, zero, top)
+    return deep, classical
+
+
+def mix(deep: np.ndarray, classical: np.ndarray, anchor: float) -> np.ndarray:
+    """(1 - a) deep + a classical (module doc), float32."""
+    return ((1.0 - anchor) * deep + anchor * classical).astype(np.float32, copy=False)
 
 
 def check_anchor(anchor: float) -> float:
@@ -106,12 +136,7 @@ class Anchored:
             pan_off = scene.normalise_pan(np.zeros(1, np.float32))[0]
             zero = scene.normalise_ms(np.zeros((ms.shape[0], 1, 1), np.float32))
         classical = self._classical(pan - pan_off, lms - zero, ms - zero, deep - zero) + zero
-        if (ms >= zero).all():  # data without negative values: none in either half
-            deep = np.maximum(deep, zero)
-            top = np.maximum(ms.max(axis=(1, 2)), deep.max(axis=(1, 2)))[:, None, None]
-            classical = np.clip(classical, zero, top)
-        mixed = (1.0 - self.anchor) * deep + self.anchor * classical
-        return mixed.astype(np.float32, copy=False)
+        return mix(*bound_halves(deep, classical, ms, zero), self.anchor)
 
     def __call__(self, pan, lms, ms, scene=None):
         return self._mix(self.method(pan, lms, ms), pan, lms, ms, scene)

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import sensors
-from .anchor import ANCHOR
 from .errors import PansharpenError
 
 if TYPE_CHECKING:
@@ -611,7 +610,7 @@ def add_arguments(parser) -> None:
                         help="deep methods: skip the check against the classical methods, as sharpen")
     parser.add_argument("--no-consistency", action="store_true",
                         help="deep methods: keep the network's output as it is, as sharpen")
-    parser.add_argument("--anchor", type=float, default=ANCHOR, metavar="SHARE",
+    parser.add_argument("--anchor", type=float, default=None, metavar="SHARE",
                         help="deep methods: share of the classical anchor in the output, as sharpen")
     parser.add_argument("--register", action="store_true",
                         help="deep methods: move the PAN onto the MS first, as sharpen")

@@ -17,7 +17,7 @@ import sys
 import time
 
 from . import sensors
-from .anchor import ANCHOR, ANCHOR_METHOD
+from .anchor import ANCHOR, ANCHOR_METHOD, SHARES
 from .errors import Cancelled, PansharpenError
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
@@ -198,9 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-consistency", action="store_true",
                    help="deep methods: keep the network's output as it is (default: projected so that, "
                         "blurred and decimated, it gives back the MS)")
-    p.add_argument("--anchor", type=float, default=ANCHOR, metavar="SHARE",
+    p.add_argument("--anchor", type=float, default=None, metavar="SHARE",
                    help=f"deep methods: share of the classical {ANCHOR_METHOD} mixed into the output, 0 to 1 "
-                        f"(default {ANCHOR}; 0: the network alone)")
+                        f"(0: the network alone; default: the check's choice among "
+                        f"{', '.join(f'{a:g}' for a in SHARES)} on a sample of the scene; {ANCHOR} unchecked or with --adapt)")
     p.add_argument("--register", action="store_true",
                    help="deep methods: move the PAN onto the MS first, by the offset measured on a sample "
                         "(up to 2 PAN pixels; for products whose colours fringe the edges)")

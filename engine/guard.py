@@ -13,7 +13,9 @@ the PAN (a flat field or cloud says little about sharpening); candidates beside 
 deep model are ``gsa`` and ``mtf-glp-hpm`` (the two best classical methods on every
 scene of our benchmark); Q2n decides (it weighs spectral and spatial fidelity
 together), SAM and ERGAS are reported. A deep model is kept unless a classical method
-beats it by more than ``MARGIN`` Q2n. A scene too small for a sample whose degraded copy has
+beats it by more than ``MARGIN`` Q2n. Unless the user fixed the anchor's share
+(``anchor``), the deep model is scored at the share of ``anchor.SHARES`` with the best
+Q2n on the sample, and that share is the one the run uses (``Verdict.anchor``). A scene too small for a sample whose degraded copy has
 the pixels of a ``MIN_REDUCED`` x ``MIN_REDUCED`` square is not checked: ``auto`` then takes
 ``FALLBACK`` (measured by ``benchmarks/guard_resolution.py``: on our left-out scenes the check's
 margin had the sign of the true one with a 320-pixel sample at ratio 4, 80 pixels once
@@ -28,7 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .anchor import ANCHOR
+from .anchor import ANCHOR, ANCHOR_METHOD, SHARES, bound_halves, mix
+from .classical import CLASSICAL
 from .errors import PansharpenError
 from .evaluate import Pair, sharpen_arrays
 from .mtf import wald_degrade
@@ -39,6 +42,7 @@ MARGIN = 0.0  # Q2n a classical method must win by to replace the deep model
 OVERVIEW = 256  # pixels a side of the decimated PAN read that finds the sample
 MIN_REDUCED = 80  # the sample's degraded copy needs the pixels of this square to be checked
 FALLBACK = "mtf-glp-hpm"  # what auto runs on a scene too small to check
+ANCHOR_KEY = "anchor"  # in a deep candidate's scores: the share chosen
 
 
 @dataclass
@@ -50,13 +54,15 @@ class Verdict:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     size: tuple[int, int] = (0, 0)
     undecided: bool = False  # the scene is too small for the check (module doc)
+    anchor: float | None = None  # the anchor share the check chose for the deep model, if it chose
 
     def summary(self) -> str:
-        """"fose: Q2n 0.931, gsa: Q2n 0.950 on a 512 x 512 sample of this scene ..."."""
+        """"fose: Q2n 0.931 (anchor 0.25), gsa: Q2n 0.950 on a 512 x 512 sample of this scene ..."."""
         if self.undecided:
             return (f"this scene gives only a {self.size[1]} x {self.size[0]} sample, too small for the "
                     "check to tell the methods apart")
-        parts = ", ".join(f"{name}: Q2n {s['Q2n']:.3f}" for name, s in self.scores.items())
+        parts = ", ".join(f"{name}: Q2n {s['Q2n']:.3f}" + (f" (anchor {s[ANCHOR_KEY]:g})" if ANCHOR_KEY in s else "")
+                          for name, s in self.scores.items())
         return f"{parts} on a {self.size[1]} x {self.size[0]} sample of this scene (reduced resolution)"
 
     @property
@@ -118,30 +124,48 @@ def read_sample(pair, size: int = SAMPLE) -> Pair:
 
 def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device: str = "auto",
                      half: bool = True, prepare_method=None, consistent: bool = True,
-                     anchor: float = ANCHOR, register: bool = False) -> dict[str, dict[str, float]]:
+                     anchor: float | None = ANCHOR, register: bool = False) -> dict[str, dict[str, float]]:
     """Q2n, SAM, ERGAS of each candidate (name -> weights file or None) on the sample's
-    Wald-degraded copy, against the sample's MS."""
+    Wald-degraded copy, against the sample's MS. ``anchor`` None: a deep candidate is
+    scored at the share of ``anchor.SHARES`` with the best Q2n (ties: the one nearest
+    ``ANCHOR``), mixed from its network's output and MTF-GLP-HPM's as ``Anchored`` mixes
+    them, at no extra run; that share is in its scores under ``ANCHOR_KEY``."""
     from . import quality
 
     r = sample.ratio
     pan_lr, ms_lr = wald_degrade(sample.pan, sample.ms, r, sample.sensor)
     reduced = Pair(pan_lr.astype(np.float32), ms_lr.astype(np.float32), r, sample.scale, sample.sensor)
+    block = min(32, *sample.ms.shape[1:])  # a small scene: one block of its size
+
+    def indices(fused):
+        return {"Q2n": quality.q2n(fused, sample.ms, block=block, shift=block),
+                "SAM": quality.sam(fused, sample.ms), "ERGAS": quality.ergas(fused, sample.ms, r)}
+
+    def run(name, weights=None, share=ANCHOR):
+        return sharpen_arrays(reduced, name, weights=weights, device=device, half=half,
+                              prepare_method=prepare_method, consistent=consistent, anchor=share,
+                              register=register)
+
+    outputs = {name: run(name, weights, 0.0 if anchor is None else anchor) for name, weights in candidates.items()}
     scores = {}
-    for name, weights in candidates.items():
-        fused = sharpen_arrays(reduced, name, weights=weights, device=device, half=half,
-                               prepare_method=prepare_method, consistent=consistent, anchor=anchor,
-                               register=register)
-        block = min(32, *sample.ms.shape[1:])  # a small scene: one block of its size
-        scores[name] = {"Q2n": quality.q2n(fused, sample.ms, block=block, shift=block),
-                        "SAM": quality.sam(fused, sample.ms), "ERGAS": quality.ergas(fused, sample.ms, r)}
+    for name, fused in outputs.items():
+        if anchor is not None or name in CLASSICAL:
+            scores[name] = indices(fused)
+            continue
+        classical = outputs[ANCHOR_METHOD] if ANCHOR_METHOD in outputs else run(ANCHOR_METHOD)
+        halves = bound_halves(fused, classical, reduced.ms, 0.0)
+        tried = {share: indices(mix(*halves, share)) for share in SHARES}
+        share = max(SHARES, key=lambda a: (tried[a]["Q2n"], -abs(a - ANCHOR)))
+        scores[name] = {**tried[share], ANCHOR_KEY: share}
     return scores
 
 
 def check(pair, method: str, weights: str | None, *, device: str = "auto", half: bool = True,
           size: int = SAMPLE, prepare_method=None, consistent: bool = True,
-          anchor: float = ANCHOR, register: bool = False) -> Verdict:
+          anchor: float | None = ANCHOR, register: bool = False) -> Verdict:
     """Score ``method`` (a deep model) against the classical candidates on a sample of
-    ``pair`` and return the verdict (the best by Q2n, the deep model on a tie)."""
+    ``pair`` and return the verdict (the best by Q2n, the deep model on a tie; with
+    ``anchor`` None, the deep model's best anchor share too)."""
     return judge(read_sample(pair, size), method, weights, device=device, half=half,
                  prepare_method=prepare_method, consistent=consistent, anchor=anchor, register=register)
 
@@ -151,7 +175,8 @@ def judge(sample: Pair, method: str, weights: str | None, **options) -> Verdict:
     if sample.pan.shape[0] * sample.pan.shape[1] < (MIN_REDUCED * sample.ratio) ** 2:
         return Verdict(FALLBACK, None, {}, sample.pan.shape, undecided=True)
     candidates = {method: weights, **{c: None for c in CLASSICAL_CANDIDATES if c != method}}
-    verdict = Verdict(method, weights, score_candidates(sample, candidates, **options), sample.pan.shape)
+    scores = score_candidates(sample, candidates, **options)
+    verdict = Verdict(method, weights, scores, sample.pan.shape, anchor=scores[method].get(ANCHOR_KEY))
     if verdict.loses(method):
         verdict.method, verdict.weights = verdict.best, None
     return verdict

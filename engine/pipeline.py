@@ -47,7 +47,7 @@ class SharpenRequest:
     check: bool = True  # deep methods: score against the classical ones on a sample first (guard)
     adapt: float | None = None  # seconds of fine-tuning the deep model on this scene (adapt); None: none
     consistent: bool = True  # deep methods: project the output onto the MS (consistency)
-    anchor: float = ANCHOR  # deep methods: share of the classical anchor in the output (anchor)
+    anchor: float | None = None  # deep methods: share of the classical anchor (anchor); None: the check's choice
     register: bool = False  # deep methods: move the PAN onto the MS first (registration)
 
 
@@ -84,7 +84,8 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
     check_output(request.output, request.overwrite)
     if request.tile is not None:
         _check_tiling(request.tile, request.overlap)
-    check_anchor(request.anchor)
+    if request.anchor is not None:
+        check_anchor(request.anchor)
     pair = RasterPair(request.pan, request.ms, request.pan_band, request.sensor)
     for warning in pair.info().warnings:  # about the pair, not the extent (e.g. a preview)
         say(warning)
@@ -107,10 +108,15 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         name, weights = choice.method, choice.weights
     for line in reasons:
         say(line)
+    # the check chooses the share unless given, or unless the model is adapted next (the
+    # adaptation was measured at ANCHOR: docs/adaptation.md)
+    anchor = ANCHOR if request.anchor is None and request.adapt else request.anchor
     if request.check and name not in CLASSICAL:
-        name, weights, line = _guard(pair, name, weights, auto, request, prepare_method)
+        name, weights, line, chosen = _guard(pair, name, weights, auto, request, anchor, prepare_method)
+        anchor = chosen if anchor is None else anchor
         reasons.append(line)
         say(line)
+    anchor = ANCHOR if anchor is None else anchor
     run_progress = progress
     if request.adapt and name not in CLASSICAL:
         weights, line = _adapt(pair, name, weights, request, progress, cancelled)
@@ -118,7 +124,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         say(line)
         if progress is not None:
             run_progress = lambda f: progress(0.5 + 0.5 * f)
-    options = deep_options(name, request.consistent, request.anchor)
+    options = deep_options(name, request.consistent, anchor)
     method = (prepare_method or prepare)(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
                                          weights=weights, device=request.device, half=request.half, **options)
     tile = tile_for(method, request.tile)
@@ -193,25 +199,28 @@ def _adapt(pair: RasterPair, name: str, weights, request: SharpenRequest, progre
     return (result.path or base), result.summary()
 
 
-def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenRequest, prepare_method=None):
-    """(method, weights, message): ``guard.check`` on a sample of the scene; ``auto``
-    switches to the winner, an explicit deep method runs anyway with a warning."""
+def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenRequest, anchor: float | None,
+           prepare_method=None):
+    """(method, weights, message, anchor share or None): ``guard.check`` on a sample of the
+    scene; ``auto`` switches to the winner, an explicit deep method runs anyway with a
+    warning; with ``anchor`` None the check also chooses the anchor's share."""
     from . import guard
 
     try:
         verdict = guard.check(pair, name, weights, device=request.device, half=request.half,
                               prepare_method=prepare_method, consistent=request.consistent,
-                              anchor=request.anchor, register=request.register)
+                              anchor=anchor, register=request.register)
     except (PansharpenError, RuntimeError, ValueError, MemoryError) as exc:  # optional: never fatal
-        return name, weights, f"Not checked against the classical methods ({exc})."
+        return name, weights, f"Not checked against the classical methods ({exc}).", None
     if verdict.undecided:
         if not auto:
-            return name, weights, f"Not checked against the classical methods: {verdict.summary()}."
-        return verdict.method, None, f"Not checked: {verdict.summary()}; using {verdict.method}."
+            return name, weights, f"Not checked against the classical methods: {verdict.summary()}.", None
+        return verdict.method, None, f"Not checked: {verdict.summary()}; using {verdict.method}.", None
     if not auto and verdict.method != name:
         return name, weights, (f"Warning: {verdict.summary()}: {verdict.method} would be better "
-                               f"here; running {name} as asked.")
-    return verdict.method, verdict.weights, f"Checked {verdict.summary()}: using {verdict.method}."
+                               f"here; running {name} as asked."), verdict.anchor
+    return (verdict.method, verdict.weights, f"Checked {verdict.summary()}: using {verdict.method}.",
+            verdict.anchor)
 
 
 def _check_tiling(tile: int, overlap: int) -> None:

@@ -1,6 +1,7 @@
 """The classical anchor of the deep methods (engine/anchor.py) on real imagery."""
 import numpy as np
 import pytest
+from conftest import read_raster
 
 from diffusion_pansharpening.engine import anchor
 from diffusion_pansharpening.engine.errors import PansharpenError
@@ -35,3 +36,31 @@ def test_an_anchor_outside_zero_to_one_is_refused_in_one_line(bad):
     with pytest.raises(PansharpenError, match="between 0 and 1") as err:
         prepare("e2e", ratio=2, bands=4, sensor="LANDSAT8", weights=E2E, device="cpu", anchor=bad)
     assert "\n" not in str(err.value)
+
+
+def test_the_check_chooses_the_share_and_the_run_uses_it(sample_paths, tmp_path):
+    """Without --anchor the check scores the network mixed with MTF-GLP-HPM at every
+    share of SHARES on its degraded sample and keeps the best Q2n; the run then equals
+    the same run with that share given explicitly (and no check)."""
+    import re
+
+    from diffusion_pansharpening.engine import guard
+    from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
+    from diffusion_pansharpening.engine.raster_io import RasterPair
+
+    sample = guard.read_sample(RasterPair(*sample_paths), 256)
+    chosen = guard.score_candidates(sample, {"e2e": E2E}, device="cpu", half=False, anchor=None)["e2e"]
+    fixed = {a: guard.score_candidates(sample, {"e2e": E2E}, device="cpu", half=False, anchor=a)["e2e"]["Q2n"]
+             for a in anchor.SHARES}
+    assert chosen[guard.ANCHOR_KEY] in anchor.SHARES
+    assert chosen["Q2n"] == pytest.approx(max(fixed.values()), abs=2e-3)  # whole sample vs tiles: borders
+    assert fixed[chosen[guard.ANCHOR_KEY]] == pytest.approx(chosen["Q2n"], abs=2e-3)
+
+    messages = []
+    checked = sharpen(SharpenRequest(*sample_paths, str(tmp_path / "checked.tif"), method="e2e", weights=E2E,
+                                     device="cpu", half=False), log=messages.append)
+    share = float(re.search(r"e2e: Q2n [0-9.]+ \(anchor ([0-9.]+)\)", checked.reason).group(1))
+    assert share in anchor.SHARES
+    given = sharpen(SharpenRequest(*sample_paths, str(tmp_path / "given.tif"), method="e2e", weights=E2E,
+                                   device="cpu", half=False, check=False, anchor=share))
+    np.testing.assert_array_equal(read_raster(checked.output), read_raster(given.output))

@@ -310,8 +310,8 @@ def test_full_precision_reaches_the_engine(provider, sample, tmp_path):
 
 def test_the_classical_anchor_reaches_the_engine(provider, sample, tmp_path):
     """ANCHOR (advanced, explained in the help) is the share of mtf-glp-hpm in a deep
-    output: 0 gives what the engine gives for the network alone, the default what it
-    gives by default."""
+    output: 0 gives what the engine gives for the network alone, empty (the default)
+    what it gives by default (the check's choice; ANCHOR when unchecked, as here)."""
     import processing
     from qgis.core import QgsProcessingParameterDefinition
     from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
@@ -320,7 +320,8 @@ def test_the_classical_anchor_reaches_the_engine(provider, sample, tmp_path):
     alg = provider.algorithm("pansharpen")
     definition = alg.parameterDefinition("ANCHOR")
     assert definition.flags() & QgsProcessingParameterDefinition.FlagAdvanced
-    assert (definition.defaultValue(), definition.minimum(), definition.maximum()) == (0.5, 0.0, 1.0)
+    assert (definition.defaultValue(), definition.minimum(), definition.maximum()) == (None, 0.0, 1.0)
+    assert definition.flags() & QgsProcessingParameterDefinition.FlagOptional
     assert "Share of the classical mtf-glp-hpm" in alg.shortHelpString()
     weights = str(ROOT / "resources" / "weights" / "landsat8-e2e.safetensors")
     images = {}

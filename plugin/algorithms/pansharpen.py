@@ -32,7 +32,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ...engine import sensors
-from ...engine.anchor import ANCHOR, ANCHOR_METHOD
+from ...engine.anchor import ANCHOR, ANCHOR_METHOD, SHARES
 from ..core.i18n import tr
 from ..core.layers import gdal_source, layers_using
 from ..core.style import TrueColourPostProcessor, band_names
@@ -162,11 +162,12 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                       "sharpens a content-rich sample of the scene at reduced resolution with "
                       "the deep model and with gsa and mtf-glp-hpm and scores them (Q2n); auto "
                       "takes the best, a chosen deep method runs anyway with a warning in the log."),
-            "  " + tr("Share of the classical {method} mixed into a deep method's output: the "
-                      "network's output (made consistent with the MS) and {method}'s, {share} each by "
-                      "default; on scenes the networks never saw, the mix beat {method} everywhere "
-                      "and the network alone on most. 0 gives the network alone.").format(
-                          method=ANCHOR_METHOD, share=f"{1 - ANCHOR:g} / {ANCHOR:g}"),
+            "  " + tr("Share of the classical {method} mixed into a deep method's output (the "
+                      "network's output, made consistent with the MS, takes the rest). Empty: the "
+                      "check chooses it among {shares} by the same reduced-resolution test on the "
+                      "sample, and the log says which; {default} when the check is off, the scene "
+                      "too small for it or the model adapted to the scene. 0 gives the network alone.").format(
+                          method=ANCHOR_METHOD, shares=", ".join(f"{a:g}" for a in SHARES), default=f"{ANCHOR:g}"),
             "  " + tr("Move the PAN onto the MS first: deep methods measure, on a sample, the "
                       "offset between the PAN and the MS (up to 2 PAN pixels: the two sensors see "
                       "the ground a moment apart) and move the PAN by it, so detail lands on the "
@@ -218,8 +219,8 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             self.CHECK, tr("Check the deep model against the classical methods on a sample first"), True)
         anchor = QgsProcessingParameterNumber(
             self.ANCHOR, tr("Share of the classical {} mixed into a deep method's output "
-                            "(0: the network alone)").format(ANCHOR_METHOD),
-            QgsProcessingParameterNumber.Double, ANCHOR, False, 0.0, 1.0)
+                            "(0: the network alone; empty: chosen by the check)").format(ANCHOR_METHOD),
+            QgsProcessingParameterNumber.Double, None, True, 0.0, 1.0)
         register = QgsProcessingParameterBoolean(
             self.REGISTER, tr("Move the PAN onto the MS first (deep methods)"), False)
         overviews = QgsProcessingParameterBoolean(
@@ -316,7 +317,8 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             overviews=self.parameterAsBoolean(parameters, self.OVERVIEWS, context),
             adapt=self.parameterAsDouble(parameters, self.ADAPT, context) or None,
             check=self.parameterAsBoolean(parameters, self.CHECK, context),
-            anchor=self.parameterAsDouble(parameters, self.ANCHOR, context),
+            anchor=(None if parameters.get(self.ANCHOR) in (None, "")
+                    else self.parameterAsDouble(parameters, self.ANCHOR, context)),
             register=self.parameterAsBoolean(parameters, self.REGISTER, context),
         )
         return True

@@ -145,8 +145,10 @@ def loso_section(family: str, arch: str, path: Path = GENERALISATION) -> list[st
               "Best other = the best of the classical methods, GDAL and OTB on that index. Which models "
               "each row used (a fold trained for it, or round 1's models where no fold was trained) is said "
               f"in docs/quality.md. {arch} is scored as the engine runs it: the network's output after the "
-              "consistency projection, mixed half and half with mtf-glp-hpm (the classical anchor, "
-              "engine/anchor.py; the network alone is the row `" + arch + " net` there).", "",
+              "consistency projection, mixed with mtf-glp-hpm (the classical anchor, engine/anchor.py) at "
+              "the share the check chose on the input (0, 0.25 or 0.5; 0.5 where the input is too small "
+              "for the check); the share fixed at 0.5 is the row `" + arch + " 0.5` there, the network "
+              "alone the row `" + arch + " net`.", "",
               "| left out | bits | Q2n | SAM | ERGAS | HQNR | best other Q2n / SAM / ERGAS / HQNR |",
               "|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
