@@ -117,31 +117,23 @@ def main(argv=None) -> int:
     p.add_argument("--families", default="vhr4,wv8,landsat8")
     args = p.parse_args(argv)
     tally = {}
-    for family in args.families.split(","):
-        for name in g.scenes.family_scenes(family):
-            weights = g.fold_weights(family, name, Path(args.work), "cpu", False)
-            if weights is None:
-                continue
-            for label, item in g.test_items(family, name):
-                for bits in ("11", "8"):
-                    data = item if bits == "11" else g.as_8bit(item)
-                    top = 255.0 if bits == "8" else 65535.0
-                    for arch in args.archs.split(","):
-                        res = (evaluate_pair(data, arch, weights[arch], top) if isinstance(data, Pair)
-                               else evaluate_patches(data, arch, weights[arch], top))
-                        print(f"{family} {name} {label} {bits}-bit {arch}", flush=True)
-                        for level, rows in res.items():
-                            share = rows["share"]
-                            check = "  ".join(f"{m}:{q['Q2n']:.4f}" for m, q in rows["check"].items())
-                            print(f"  {level}: chosen share {share:g} (check Q2n {check or 'undecided'})")
-                            for key in (*SHOWN, *CLASSICAL[:2]):
-                                print(f"    {str(key):12s} " + "  ".join(f"{k} {rows[key][k]:.4f}"
-                                                                     for k in INDICES[level]))
-                            t = tally.setdefault(arch, {"fixed": [0, 0], "chosen": [0, 0]})
-                            for kind, a in (("fixed", ANCHOR), ("chosen", share)):
-                                won, total = wins(level, rows, a)
-                                t[kind][0] += won
-                                t[kind][1] += total
+    for family, name, label, bits, data, weights, top in g.left_out_inputs(Path(args.work),
+                                                                            args.families.split(",")):
+        for arch in args.archs.split(","):
+            res = (evaluate_pair(data, arch, weights[arch], top) if isinstance(data, Pair)
+                   else evaluate_patches(data, arch, weights[arch], top))
+            print(f"{family} {name} {label} {bits}-bit {arch}", flush=True)
+            for level, rows in res.items():
+                share = rows["share"]
+                check = "  ".join(f"{m}:{q['Q2n']:.4f}" for m, q in rows["check"].items())
+                print(f"  {level}: chosen share {share:g} (check Q2n {check or 'undecided'})")
+                for key in (*SHOWN, *CLASSICAL[:2]):
+                    print(f"    {str(key):12s} " + "  ".join(f"{k} {rows[key][k]:.4f}" for k in INDICES[level]))
+                t = tally.setdefault(arch, {"fixed": [0, 0], "chosen": [0, 0]})
+                for kind, a in (("fixed", ANCHOR), ("chosen", share)):
+                    won, total = wins(level, rows, a)
+                    t[kind][0] += won
+                    t[kind][1] += total
     print("\nwins against the best of brovey, gsa, mtf-glp-hpm:")
     for arch, t in tally.items():
         print(f"  {arch}: share {ANCHOR:g} {t['fixed'][0]} of {t['fixed'][1]}; "

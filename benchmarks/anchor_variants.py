@@ -67,29 +67,21 @@ def outputs(p: Pair, weights: dict, top: float) -> dict:
 
 def inputs(work: Path):
     """(key, record) per left-out input; a record holds the outputs and what scores them."""
-    for family in ("vhr4", "wv8", "landsat8"):
-        for name in g.scenes.family_scenes(family):
-            weights = g.fold_weights(family, name, work, "cpu", False)
-            if weights is None:
-                continue
-            for label, item in g.test_items(family, name):
-                for bits in ("11", "8"):
-                    data = item if bits == "11" else g.as_8bit(item)
-                    top = 255.0 if bits == "8" else 65535.0
-                    rec = {}
-                    if isinstance(data, Pair):
-                        r, unit = data.ratio, data.ratio ** 2
-                        h, w = (n // unit * unit for n in data.pan.shape)
-                        pair = Pair(data.pan[:h, :w], data.ms[:, :h // r, :w // r], r, data.scale, data.sensor)
-                        pl, ml = mtf.wald_degrade(pair.pan, pair.ms, r, pair.sensor)
-                        red = Pair(pl.astype(np.float32), ml.astype(np.float32), r, pair.scale, pair.sensor)
-                        rec["reduced"] = [(outputs(red, weights, top), pair.ms, r)]
-                        rec["full"] = (outputs(pair, weights, top), pair)
-                    else:
-                        patches, r, scale, sensor = data
-                        rec["reduced"] = [(outputs(Pair(pp, m, r, scale, sensor), weights, top), gt, r)
-                                          for pp, m, gt in patches]
-                    yield f"{family}-{name}-{label}-{bits}".replace(" ", "_"), rec
+    for family, name, label, bits, data, weights, top in g.left_out_inputs(work):
+        rec = {}
+        if isinstance(data, Pair):
+            r, unit = data.ratio, data.ratio ** 2
+            h, w = (n // unit * unit for n in data.pan.shape)
+            pair = Pair(data.pan[:h, :w], data.ms[:, :h // r, :w // r], r, data.scale, data.sensor)
+            pl, ml = mtf.wald_degrade(pair.pan, pair.ms, r, pair.sensor)
+            red = Pair(pl.astype(np.float32), ml.astype(np.float32), r, pair.scale, pair.sensor)
+            rec["reduced"] = [(outputs(red, weights, top), pair.ms, r)]
+            rec["full"] = (outputs(pair, weights, top), pair)
+        else:
+            patches, r, scale, sensor = data
+            rec["reduced"] = [(outputs(Pair(pp, m, r, scale, sensor), weights, top), gt, r)
+                              for pp, m, gt in patches]
+        yield f"{family}-{name}-{label}-{bits}".replace(" ", "_"), rec
 
 
 def scores(rec: dict, make) -> dict:

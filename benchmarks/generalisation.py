@@ -154,6 +154,20 @@ def test_items(family: str, name: str) -> list[tuple[str, object]]:
     return out
 
 
+def left_out_inputs(work: Path, families=("vhr4", "wv8", "landsat8"), bits=("11", "8")):
+    """(family, scene, part, bits, input, fold weights, top of the stored range) for every
+    left-out input whose fold is trained; the input is a Pair or ready-degraded patches."""
+    for family in families:
+        for name in scenes.family_scenes(family):
+            weights = fold_weights(family, name, work, "cpu", False)
+            if weights is None:
+                continue
+            for label, item in test_items(family, name):
+                for b in bits:
+                    yield (family, name, label, b, item if b == "11" else as_8bit(item), weights,
+                           255.0 if b == "8" else 65535.0)
+
+
 def stretch_8bit(pan: np.ndarray, ms: np.ndarray, *extra: np.ndarray):
     """One linear 2-98 % stretch of all MS bands (and ``extra``, e.g. the reference),
     the PAN by its own; rounded to Byte values (float32 arrays)."""
