@@ -168,13 +168,16 @@ MAX_MODELS = 4  # per process: a batch uses one or two; --adapt makes one per sc
 
 def cached_prepare(name: str, **kwargs):
     """``methods.prepare`` that keeps deep models loaded in this process (the ``MAX_MODELS``
-    last used), keyed by method, weights file (path, size, mtime) and the other arguments;
-    classical ones are made anew."""
+    last used), keyed by method, weights file (path, size, mtime) and the other arguments
+    but the anchor's share (the check and the run may use different ones: the one model
+    serves both); classical ones are made anew."""
+    from .anchor import ANCHOR
     from .classical import CLASSICAL
-    from .methods import prepare
+    from .methods import prepare, with_anchor
 
     if name in CLASSICAL:
         return prepare(name, **kwargs)
+    anchor = kwargs.pop("anchor", ANCHOR)
     weights = kwargs.get("weights")
     key = (name, tuple(_stat(weights)) if weights else None, tuple(sorted(kwargs.items())))
     with _MODELS_LOCK:
@@ -183,10 +186,10 @@ def cached_prepare(name: str, **kwargs):
             _pin_gpu(kwargs.get("device", "auto"))
             while len(_MODELS) >= MAX_MODELS:
                 _MODELS.popitem(last=False)
-            _MODELS[key] = prepare(name, **kwargs)
+            _MODELS[key] = prepare(name, anchor=0.0, **kwargs)
             cached_prepare.loads += 1
         _MODELS.move_to_end(key)
-        return _MODELS[key]
+        return with_anchor(_MODELS[key], anchor, kwargs["ratio"], kwargs.get("sensor"))
 
 
 cached_prepare.loads = cached_prepare.uses = 0  # deep models loaded, and asked for

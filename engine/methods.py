@@ -95,16 +95,20 @@ def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
         weights = shipped_weights_for(name, ratio, bands, sensor)
     from .models import load
 
-    anchor = check_anchor(anchor)
+    check_anchor(anchor)
     model = load(weights, device=device, half=half)
     _check_model_fits(model, name, ratio, bands)
     if consistent:
         from .consistency import Consistent, gains_for
 
         model = Consistent(model, ratio, gains_for(sensor, bands))
-    if anchor:
-        model = Anchored(model, ClassicalTileMethod(ANCHOR_METHOD, ratio, sensor), anchor)
-    return model
+    return with_anchor(model, anchor, ratio, sensor)
+
+
+def with_anchor(model, anchor: float, ratio: int, sensor: str | None):
+    """A deep model mixed with the classical anchor at share ``anchor`` (itself at 0)."""
+    anchor = check_anchor(anchor)
+    return Anchored(model, ClassicalTileMethod(ANCHOR_METHOD, ratio, sensor), anchor) if anchor else model
 
 
 def deep_options(name: str, consistent: bool = True, anchor: float = ANCHOR) -> dict:
