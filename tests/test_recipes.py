@@ -134,10 +134,13 @@ def test_generalisation_report_helpers():
     store = g.stored({"m": lambda p: np.array([-3.2, 0.4, 254.6, 300.0])}, "8")["m"]
     assert store(None).tolist() == [0.0, 0.0, 255.0, 255.0]
     scores = {m: {"Q2n": q, "SAM": 2.0, "ERGAS": 2.0, "SCC": 0.9} for m, q in
-              (("fose", 0.95), ("ksdiff", 0.90), ("fose registered", 0.94), ("fose net", 0.93),
-               ("ksdiff net", 0.91), ("gsa", 0.92), ("gdal:pansharp", 0.80))}
+              (("fose", 0.95), ("ksdiff", 0.90), ("fose 0.5", 0.925), ("ksdiff 0.5", 0.89),
+               ("fose registered", 0.94), ("fose net", 0.93), ("ksdiff net", 0.91), ("gsa", 0.92),
+               ("gdal:pansharp", 0.80))}
     doc = g.markdown([{"family": "vhr4", "scene": "wv2", "part": "x", "bits": "8-bit",
-                       "scores": {"reduced": scores}}])
-    assert ("| vhr4 | wv2 x | 8-bit | Q2n | 0.9500 | 0.9000 | 0.9400 | 0.9300 | 0.9100 | gsa 0.9200 | "
-            "yes no yes yes no |" in doc)
-    assert "fose 1 of 3; ksdiff 0 of 3; fose registered 1 of 3; fose net 1 of 3; ksdiff net 0 of 3." in doc
+                       "scores": {"reduced": scores}, "shares": ["fose 0.25", "fose 0.5", "fose 0.5"]}])
+    assert ("| vhr4 | wv2 x | 8-bit | Q2n | 0.9500 | 0.9000 | 0.9250 | 0.8900 | 0.9400 | 0.9300 | 0.9100 | "
+            "gsa 0.9200 | yes no yes no yes yes no |" in doc)
+    assert ("fose 1 of 3; ksdiff 0 of 3; fose 0.5 1 of 3; ksdiff 0.5 0 of 3; fose registered 1 of 3; "
+            "fose net 1 of 3; ksdiff net 0 of 3." in doc)
+    assert "anchor shares the check chose (reduced, full): fose 0.25, fose 0.5 x 2" in doc
