@@ -163,9 +163,9 @@ def mtf_glp_hpm(
     level the quotient is meaningless, and the detail is injected additively
     instead (out_k = lms_k + P_k - P_k^L). A PAN without variance carries no detail:
     out = LMS. The means, standard deviations and the filters near tile edges are
-    tile-local. Float32 throughout, statistics accumulated in float64, the filters'
-    kernel spectra kept between tiles (issue 18; see docs/performance.md for the
-    time and the difference to float64).
+    tile-local. Float32 throughout, statistics accumulated in float64, the PAN's spectrum
+    computed once for all its filters and the filters' kernel spectra kept between
+    tiles (issue 18; see docs/performance.md for the time and the difference to float64).
     """
     pan32, lms_given = _check_pan_lms(pan, lms, dtype=None)
     pan32 = pan32.astype(np.float32, copy=False)
@@ -175,13 +175,15 @@ def mtf_glp_hpm(
     gains, _ = mtf.sensor_gains(sensor, bands)
 
     pan_mean = float(pan32.mean(dtype=np.float64))
-    pan_spread = float(np.std(mtf.mtf_filter(pan32, _EQUALISATION_GNYQ, ratio, float32=True), dtype=np.float64))
+    distinct = list(dict.fromkeys([_EQUALISATION_GNYQ, *map(float, gains)]))
+    filtered = dict(zip(distinct, mtf.mtf_filters_float32(pan32, distinct, ratio)))  # one forward FFT
+    pan_spread = float(np.std(filtered[_EQUALISATION_GNYQ], dtype=np.float64))
     out = np.empty(lms_given.shape, dtype=np.float32)
     lowpass: dict[float, np.ndarray] = {}
     for k in range(bands):
         gain = float(gains[k])
         if gain not in lowpass:
-            lowpass[gain] = _glp_lowpass(pan32, gain, ratio)
+            lowpass[gain] = upsample(_sample_at_ms_centres(filtered.pop(gain), ratio), ratio)
         band = lms_given[k].astype(np.float32, copy=False)
         mean_k = float(band.mean(dtype=np.float64))
         scale = float(np.std(band, dtype=np.float64)) / pan_spread if pan_spread > 0.0 else 0.0

@@ -129,13 +129,15 @@ def mtf_filter(image: np.ndarray, gnyq, ratio: int, size: int = 41, float32: boo
     (``imfilter(..., 'replicate')``). The convolution runs by FFT over the
     edge-padded band, which equals direct filtering to rounding error: in float64
     (``fftconvolve``), or with ``float32`` in float32 with the kernel's spectrum kept
-    between calls (:func:`_filter_float32`: the per-tile path of
+    between calls (:func:`mtf_filters_float32`: the per-tile path of
     ``classical.mtf_glp_hpm``, issue 18).
     """
     # Imported here: scipy.signal (with scipy.stats) costs 0.2 s at start-up, which every
     # brovey or gsa run paid for nothing (issue 18).
     from scipy.signal import fftconvolve
 
+    if float32 and np.ndim(image) == 2 and np.size(gnyq) == 1:  # the per-tile path: no float64 copy
+        return mtf_filters_float32(image, [float(np.ravel(gnyq)[0])], ratio, size)[0]
     stack, single = _as_stack(image, "the image to filter")
     if np.size(gnyq) not in (1, stack.shape[0]):
         raise PansharpenError(
@@ -146,26 +148,30 @@ def mtf_filter(image: np.ndarray, gnyq, ratio: int, size: int = 41, float32: boo
     out = np.empty_like(stack)
     kernels: dict[float, np.ndarray] = {}
     for band, gain in enumerate(gains):
-        padded = np.pad(stack[band], half, mode="edge")
         if float32:
-            out[band] = _filter_float32(padded.astype(np.float32, copy=False), float(gain), ratio, size)
+            out[band] = mtf_filters_float32(stack[band], [float(gain)], ratio, size)[0]
             continue
+        padded = np.pad(stack[band], half, mode="edge")
         if gain not in kernels:
             kernels[gain] = mtf_kernel(float(gain), ratio, size)
         out[band] = fftconvolve(padded, kernels[gain], mode="valid")
     return out[0] if single else out
 
 
-def _filter_float32(padded: np.ndarray, gain: float, ratio: int, size: int) -> np.ndarray:
-    """``fftconvolve(padded, mtf_kernel(gain, ratio, size), mode="valid")`` in float32,
-    with the kernel's spectrum cached per FFT shape (the tiles of a run share one).
-    The FFT is as large as the padded band: the circular wrap reaches only the first
-    ``size - 1`` rows and columns, which "valid" drops."""
+def mtf_filters_float32(band: np.ndarray, gains, ratio: int, size: int = 41) -> list[np.ndarray]:
+    """One band low-passed by the MTF kernel of each gain (``mtf_filter``, replicate
+    borders) in float32: ``fftconvolve(padded, kernel, mode="valid")`` with the band's
+    spectrum computed once for all the gains and each kernel's spectrum cached per FFT
+    shape (the tiles of a run share one). The FFT is as large as the padded band: the
+    circular wrap reaches only the first ``size - 1`` rows and columns, which "valid"
+    drops."""
     from scipy import fft
 
+    padded = np.pad(np.asarray(band, np.float32), size // 2, mode="edge")
     shape = tuple(fft.next_fast_len(n, real=True) for n in padded.shape)
-    full = fft.irfft2(fft.rfft2(padded, shape) * _kernel_spectrum(gain, ratio, size, shape), shape)
-    return full[size - 1:padded.shape[0], size - 1:padded.shape[1]]
+    spectrum = fft.rfft2(padded, shape)
+    return [fft.irfft2(spectrum * _kernel_spectrum(float(g), ratio, size, shape), shape)
+            [size - 1:padded.shape[0], size - 1:padded.shape[1]] for g in gains]
 
 
 @lru_cache(maxsize=8)
