@@ -15,8 +15,9 @@ scene of our benchmark); Q2n decides (it weighs spectral and spatial fidelity
 together), SAM and ERGAS are reported. A deep model is kept unless a classical method
 beats it by more than ``MARGIN`` Q2n. Unless the user fixed the anchor's share
 (``anchor``), the deep model is scored at the share of ``anchor.SHARES`` with the best
-Q2n on the sample, and that share is the one the run uses (``Verdict.anchor``). A scene too small for a sample whose degraded copy has
-the pixels of a ``MIN_REDUCED`` x ``MIN_REDUCED`` square is not checked: ``auto`` then takes
+Q2n on the sample, and that share is the one the run uses (``Verdict.anchor``). A scene
+too small for a sample whose degraded copy has the pixels of a ``MIN_REDUCED`` x
+``MIN_REDUCED`` square is not checked: ``auto`` then takes
 ``FALLBACK`` (measured by ``benchmarks/guard_resolution.py``: on our left-out scenes the check's
 margin had the sign of the true one with a 320-pixel sample at ratio 4, 80 pixels once
 degraded, and not with 256 or 128; on the SpaceNet-6 tiles' 150-pixel reduced inputs it

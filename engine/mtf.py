@@ -136,8 +136,6 @@ def mtf_filter(image: np.ndarray, gnyq, ratio: int, size: int = 41, float32: boo
     # brovey or gsa run paid for nothing (issue 18).
     from scipy.signal import fftconvolve
 
-    if float32 and np.ndim(image) == 2 and np.size(gnyq) == 1:  # the per-tile path: no float64 copy
-        return mtf_filters_float32(image, [float(np.ravel(gnyq)[0])], ratio, size)[0]
     stack, single = _as_stack(image, "the image to filter")
     if np.size(gnyq) not in (1, stack.shape[0]):
         raise PansharpenError(
