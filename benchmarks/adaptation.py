@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import generalisation as g  # noqa: E402
 
-from diffusion_pansharpening.engine import adapt, quality  # noqa: E402
+from diffusion_pansharpening.engine import adapt, guard, quality  # noqa: E402
 from diffusion_pansharpening.engine.errors import PansharpenError  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import FULL_BORDER, Pair, sharpen_arrays  # noqa: E402
 from diffusion_pansharpening.engine.mtf import wald_degrade  # noqa: E402
@@ -50,6 +50,27 @@ def scores(fused, pair: Pair, reference, protocol: str) -> dict:
     return quality.full_indices(fused, pair.pan, pair.ms, pair.ratio, pair.sensor, border=FULL_BORDER)
 
 
+def checked_adapted(data: Pair, arch: str, base: str, adapted: str) -> np.ndarray:
+    """What ``sharpen --adapt`` runs after its checks (``pipeline._check_adapted``): the
+    adapted model at its own anchor share, or the base model at its share when the
+    adapted one scores a lower Q2n on the check's sample; at 0.5 when unchecked."""
+    sample = g._content_sample(data)
+    before = guard.judge(sample, arch, base, device="cpu", anchor=None)
+    if before.undecided:
+        return sharpen_arrays(data, arch, weights=adapted, device="cpu")
+    after = guard.judge(sample, arch, adapted, device="cpu", anchor=None)
+    verdict, weights = ((before, base) if after.scores[arch]["Q2n"] < before.scores[arch]["Q2n"]
+                        else (after, adapted))
+    checked_adapted.log.append(f"{arch}: base Q2n {before.scores[arch]['Q2n']:.4f} (share {before.anchor:g}), "
+                               f"adapted {after.scores[arch]['Q2n']:.4f} (share {after.anchor:g}): "
+                               f"{'base' if weights == base else 'adapted'}")
+    print(checked_adapted.log[-1], flush=True)
+    return sharpen_arrays(data, arch, weights=weights, device="cpu", anchor=verdict.anchor)
+
+
+checked_adapted.log = []
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--family", default="vhr4")
@@ -61,6 +82,10 @@ def main(argv=None) -> int:
     p.add_argument("--objectives", default="full", help="adapt.OBJECTIVES to compare, comma-separated")
     p.add_argument("--steps", type=int, default=None,
                    help="stop each adaptation after this many steps too (a fair comparison on a busy CPU)")
+    p.add_argument("--shares", action="store_true",
+                   help="also what sharpen runs with its checks: the base model at the anchor share its "
+                        "check chooses, and the adapted one after its own check (checked_adapted); the "
+                        "other rows use 0.5")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     folder = Path(args.weights)
@@ -89,6 +114,8 @@ def main(argv=None) -> int:
             for arch in args.archs.split(","):
                 base = weights_file(folder, args.family, arch)
                 row(f"{arch} base", 0, 0, sharpen_arrays(data, arch, weights=base, device="cpu"))
+                if args.shares:
+                    row(f"{arch} base, share checked", 0, 0, g.as_sharpen(data, arch, base))
                 for objective in args.objectives.split(","):
                     for budget in (float(b) for b in args.budgets.split(",")):
                         start = time.perf_counter()
@@ -102,6 +129,9 @@ def main(argv=None) -> int:
                         fused = sharpen_arrays(data, arch, weights=result.path or base, device="cpu")
                         row(f"{arch} adapted, {objective}{'' if result.path else ' (not kept)'}",
                             f"{budget:.0f} ({time.perf_counter() - start:.0f} wall)", result.steps, fused)
+                        if args.shares and result.path:
+                            row(f"{arch} adapted, {objective}, checked", f"{budget:.0f}", result.steps,
+                                checked_adapted(data, arch, base, result.path))
     text = "\n".join(lines) + "\n"
     if args.out:
         Path(args.out).write_text(text)

@@ -26,9 +26,10 @@ on a Wald-degraded sample of the user's own scene, and from those two outputs it
 every share of ``SHARES`` (the mix is linear, so no extra run) and keeps the best Q2n.
 Shares above 0.5 are not offered: the deep method stays at least half network (with
 0.75, a random tiny network mixed into MTF-GLP-HPM beat MTF-GLP-HPM on the bundled
-sample, so a model trained for another sensor would have passed the check). ``ANCHOR``
-stays where nothing is checked (``--no-check``, a scene too small for the check, and
-``evaluate.sharpen_arrays``). Measured on the left-out inputs: ``docs/quality.md`` (the
+sample, so a model trained for another sensor would have passed the check). A model
+adapted to the scene (``--adapt``) gets its own share, checked again after the
+adaptation. ``ANCHOR`` stays where nothing is checked (``--no-check``, a scene too small
+for the check, and ``evaluate.sharpen_arrays``). Measured on the left-out inputs: ``docs/quality.md`` (the
 rows ``fose`` and ``fose 0.5``) and ``benchmarks/anchor_share.py`` (every share beside
 the chosen one).
 

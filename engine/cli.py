@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anchor", type=float, default=None, metavar="SHARE",
                    help=f"deep methods: share of the classical {ANCHOR_METHOD} mixed into the output, 0 to 1 "
                         f"(0: the network alone; default: the check's choice among "
-                        f"{', '.join(f'{a:g}' for a in SHARES)} on a sample of the scene; {ANCHOR} unchecked or with --adapt)")
+                        f"{', '.join(f'{a:g}' for a in SHARES)} on a sample of the scene (of the adapted model with --adapt); {ANCHOR} unchecked)")
     p.add_argument("--register", action="store_true",
                    help="deep methods: move the PAN onto the MS first, by the offset measured on a sample "
                         "(up to 2 PAN pixels; for products whose colours fringe the edges)")

@@ -108,22 +108,26 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         name, weights = choice.method, choice.weights
     for line in reasons:
         say(line)
-    # the check chooses the share unless given, or unless the model is adapted next (the
-    # adaptation was measured at ANCHOR: docs/adaptation.md)
-    anchor = ANCHOR if request.anchor is None and request.adapt else request.anchor
+    anchor, verdict = request.anchor, None  # anchor None: the check chooses the share
     if request.check and name not in CLASSICAL:
-        name, weights, line, chosen = _guard(pair, name, weights, auto, request, anchor, prepare_method)
-        anchor = chosen if anchor is None else anchor
+        name, weights, line, verdict = _guard(pair, name, weights, auto, request, prepare_method)
+        anchor = verdict.anchor if anchor is None and verdict is not None else anchor
         reasons.append(line)
         say(line)
-    anchor = ANCHOR if anchor is None else anchor
     run_progress = progress
     if request.adapt and name not in CLASSICAL:
-        weights, line = _adapt(pair, name, weights, request, progress, cancelled)
+        base = weights
+        weights, line, adapted = _adapt(pair, name, weights, request, progress, cancelled)
         reasons.append(line)
         say(line)
+        if adapted and verdict is not None and name in verdict.scores:
+            weights, share, line = _check_adapted(pair, name, base, weights, verdict, request, prepare_method)
+            anchor = share if request.anchor is None and share is not None else anchor
+            reasons.append(line)
+            say(line)
         if progress is not None:
             run_progress = lambda f: progress(0.5 + 0.5 * f)
+    anchor = ANCHOR if anchor is None else anchor
     options = deep_options(name, request.consistent, anchor)
     method = (prepare_method or prepare)(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
                                          weights=weights, device=request.device, half=request.half, **options)
@@ -182,8 +186,9 @@ def _register(pair: RasterPair, whole):
 
 
 def _adapt(pair: RasterPair, name: str, weights, request: SharpenRequest, progress, cancelled):
-    """(weights, message): ``adapt.adapt`` of the chosen deep model to this scene (the
-    first half of the progress bar), reused from the cache when done before."""
+    """(weights, message, whether adapted weights are used): ``adapt.adapt`` of the chosen
+    deep model to this scene (the first half of the progress bar), reused from the cache
+    when done before."""
     from . import adapt
     from .methods import shipped_weights_for
 
@@ -195,21 +200,20 @@ def _adapt(pair: RasterPair, name: str, weights, request: SharpenRequest, progre
     except Cancelled:
         raise
     except (PansharpenError, RuntimeError, MemoryError) as exc:  # e.g. too small a scene: the base model runs
-        return base, f"Not adapted: {exc}."
-    return (result.path or base), result.summary()
+        return base, f"Not adapted: {exc}.", False
+    return (result.path or base), result.summary(), bool(result.path)
 
 
-def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenRequest, anchor: float | None,
-           prepare_method=None):
-    """(method, weights, message, anchor share or None): ``guard.check`` on a sample of the
+def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenRequest, prepare_method=None):
+    """(method, weights, message, verdict or None): ``guard.check`` on a sample of the
     scene; ``auto`` switches to the winner, an explicit deep method runs anyway with a
-    warning; with ``anchor`` None the check also chooses the anchor's share."""
+    warning; without ``request.anchor`` the check also chooses the anchor's share."""
     from . import guard
 
     try:
         verdict = guard.check(pair, name, weights, device=request.device, half=request.half,
                               prepare_method=prepare_method, consistent=request.consistent,
-                              anchor=anchor, register=request.register)
+                              anchor=request.anchor, register=request.register)
     except (PansharpenError, RuntimeError, ValueError, MemoryError) as exc:  # optional: never fatal
         return name, weights, f"Not checked against the classical methods ({exc}).", None
     if verdict.undecided:
@@ -218,9 +222,35 @@ def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenReq
         return verdict.method, None, f"Not checked: {verdict.summary()}; using {verdict.method}.", None
     if not auto and verdict.method != name:
         return name, weights, (f"Warning: {verdict.summary()}: {verdict.method} would be better "
-                               f"here; running {name} as asked."), verdict.anchor
+                               f"here; running {name} as asked."), verdict
     return (verdict.method, verdict.weights, f"Checked {verdict.summary()}: using {verdict.method}.",
-            verdict.anchor)
+            verdict)
+
+
+def _check_adapted(pair: RasterPair, name: str, base, adapted: str, verdict, request: SharpenRequest,
+                   prepare_method=None):
+    """(weights, anchor share or None, message): the check again, on the same sample, for
+    the adapted model (its own share unless given); the base model (``base``, at the
+    share ``verdict`` chose) runs instead when the adapted one scores a lower Q2n there
+    (docs/adaptation.md)."""
+    from . import guard
+
+    before = verdict.scores[name]["Q2n"]
+    try:
+        after = guard.check(pair, name, adapted, device=request.device, half=request.half,
+                            prepare_method=prepare_method, consistent=request.consistent,
+                            anchor=request.anchor, register=request.register)
+    except (PansharpenError, RuntimeError, ValueError, MemoryError) as exc:  # optional: never fatal
+        return adapted, None, f"The adapted model was not checked ({exc})."
+    if name not in after.scores:
+        return adapted, None, f"The adapted model was not checked: {after.summary()}."
+    score = after.scores[name]["Q2n"]
+    if score < before:
+        return base, verdict.anchor, (f"Adapted {name}: Q2n {score:.3f} on the check's sample, below the base "
+                                      f"model's {before:.3f}: running the base model.")
+    share = f" at the anchor share {after.anchor:g}" if after.anchor is not None else ""
+    return adapted, after.anchor, (f"Adapted {name}: Q2n {score:.3f}{share} on the check's sample "
+                                   f"(base model {before:.3f}).")
 
 
 def _check_tiling(tile: int, overlap: int) -> None:

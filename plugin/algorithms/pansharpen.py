@@ -165,8 +165,9 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             "  " + tr("Share of the classical {method} mixed into a deep method's output (the "
                       "network's output, made consistent with the MS, takes the rest). Empty: the "
                       "check chooses it among {shares} by the same reduced-resolution test on the "
-                      "sample, and the log says which; {default} when the check is off, the scene "
-                      "too small for it or the model adapted to the scene. 0 gives the network alone.").format(
+                      "sample (for a model adapted to the scene, again after the adaptation), and the log "
+                      "says which; {default} when the check is off or the scene too small for it. 0 "
+                      "gives the network alone.").format(
                           method=ANCHOR_METHOD, shares=", ".join(f"{a:g}" for a in SHARES), default=f"{ANCHOR:g}"),
             "  " + tr("Move the PAN onto the MS first: deep methods measure, on a sample, the "
                       "offset between the PAN and the MS (up to 2 PAN pixels: the two sensors see "
