@@ -123,3 +123,25 @@ def test_the_full_resolution_objective_needs_no_reference_and_scores_consistency
     consistent = project_torch(lms + 0.1 * pan, ms, m, u, iterations=20)
     loss = lambda out: float(adapt._full_loss(out, ms, m))
     assert loss(consistent) < 1e-3 < 0.1 < loss(lms + 0.5)
+
+
+def test_the_adapted_model_runs_only_when_the_check_scores_it_no_lower(sample_paths, tmp_path):
+    """After --adapt the check runs again on the same sample for the adapted model: the
+    base model (at the share its own check chose) runs instead when the adapted one
+    scores a lower Q2n; otherwise the adapted one runs at the share chosen for it. The
+    base model's score is set here to either side of any real one."""
+    from diffusion_pansharpening.engine import anchor, guard, pipeline
+
+    adapted = tiny(tmp_path / "adapted.safetensors")
+    pair = RasterPair(*sample_paths)
+    request = pipeline.SharpenRequest(*sample_paths, str(tmp_path / "out.tif"), method="e2e", device="cpu",
+                                      half=False)
+    base = str(tmp_path / "base.safetensors")
+    for base_q2n, expected in ((1.0, base), (-1.0, adapted)):
+        verdict = guard.Verdict("e2e", base, {"e2e": {"Q2n": base_q2n}}, anchor=0.25)
+        weights, share, line = pipeline._check_adapted(pair, "e2e", base, adapted, verdict, request)
+        assert weights == expected
+        if expected == base:
+            assert share == 0.25 and line.endswith("running the base model.")
+        else:
+            assert share in anchor.SHARES and f"at the anchor share {share:g}" in line
