@@ -58,6 +58,15 @@ def chosen_share(p: Pair, arch: str, weights: str) -> tuple[float, dict]:
     return (ANCHOR if verdict.anchor is None else verdict.anchor), verdict.scores
 
 
+def outputs(p: Pair, arch: str, weights: str, top: float) -> dict:
+    """Every mix of ``SHOWN`` and the classical methods, as stored (1.0 is MTF-GLP-HPM)."""
+    hv = halves(p, arch, weights, top)
+    out = {a: mix(hv, a) for a in SHOWN}
+    out.update({m: np.clip(np.round(sharpen_arrays(p, m)), 0, top) for m in CLASSICAL if m != ANCHOR_METHOD})
+    out[ANCHOR_METHOD] = out[1.0]
+    return out
+
+
 def evaluate_pair(pair: Pair, arch: str, weights: str, top: float) -> dict:
     """{"reduced"/"full": {"share": chosen, "check": its Q2n per share, share or method: indices}}."""
     r = pair.ratio
@@ -69,15 +78,12 @@ def evaluate_pair(pair: Pair, arch: str, weights: str, top: float) -> dict:
     out = {}
     for level, p in (("reduced", red), ("full", pair)):
         share, check_q = chosen_share(p, arch, weights)
-        hv = halves(p, arch, weights, top)
-        outputs = {a: mix(hv, a) for a in SHOWN}
-        outputs.update({m: np.clip(np.round(sharpen_arrays(p, m)), 0, top) for m in CLASSICAL if m != ANCHOR_METHOD})
-        outputs[ANCHOR_METHOD] = outputs[1.0]
+        made = outputs(p, arch, weights, top)
         if level == "reduced":
-            scores = {k: quality.reduced_indices(o, pair.ms, r) for k, o in outputs.items()}
+            scores = {k: quality.reduced_indices(o, pair.ms, r) for k, o in made.items()}
         else:
             scores = {k: quality.full_indices(o, pair.pan, pair.ms, r, pair.sensor, border=FULL_BORDER)
-                      for k, o in outputs.items()}
+                      for k, o in made.items()}
         out[level] = {"share": share, "check": check_q, **scores}
     return out
 
@@ -86,12 +92,8 @@ def evaluate_patches(item, arch: str, weights: str, top: float) -> dict:
     patches, r, scale, sensor = item
     per = []
     for pp, m, gt in patches:
-        p = Pair(pp, m, r, scale, sensor)
-        hv = halves(p, arch, weights, top)
-        outputs = {a: mix(hv, a) for a in SHOWN}
-        outputs.update({c: np.clip(np.round(sharpen_arrays(p, c)), 0, top) for c in CLASSICAL if c != ANCHOR_METHOD})
-        outputs[ANCHOR_METHOD] = outputs[1.0]
-        per.append({k: quality.reduced_indices(o, gt, r) for k, o in outputs.items()})
+        made = outputs(Pair(pp, m, r, scale, sensor), arch, weights, top)
+        per.append({k: quality.reduced_indices(o, gt, r) for k, o in made.items()})
     mean = {k: {i: float(np.mean([s[k][i] for s in per])) for i in ("Q2n", "SAM", "ERGAS")} for k in per[0]}
     return {"reduced": {"share": ANCHOR, "check": {}, **mean}}
 

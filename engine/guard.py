@@ -56,6 +56,7 @@ class Verdict:
     size: tuple[int, int] = (0, 0)
     undecided: bool = False  # the scene is too small for the check (module doc)
     anchor: float | None = None  # the anchor share the check chose for the deep model, if it chose
+    sample: Pair | None = field(default=None, repr=False)  # what was checked: a second check reuses it
 
     def summary(self) -> str:
         """"fose: Q2n 0.931 (anchor 0.25), gsa: Q2n 0.950 on a 512 x 512 sample of this scene ..."."""
@@ -174,10 +175,11 @@ def check(pair, method: str, weights: str | None, *, device: str = "auto", half:
 def judge(sample: Pair, method: str, weights: str | None, **options) -> Verdict:
     """``check``'s verdict on a sample in hand (``options``: those of ``score_candidates``)."""
     if sample.pan.shape[0] * sample.pan.shape[1] < (MIN_REDUCED * sample.ratio) ** 2:
-        return Verdict(FALLBACK, None, {}, sample.pan.shape, undecided=True)
+        return Verdict(FALLBACK, None, {}, sample.pan.shape, undecided=True, sample=sample)
     candidates = {method: weights, **{c: None for c in CLASSICAL_CANDIDATES if c != method}}
     scores = score_candidates(sample, candidates, **options)
-    verdict = Verdict(method, weights, scores, sample.pan.shape, anchor=scores[method].get(ANCHOR_KEY))
+    verdict = Verdict(method, weights, scores, sample.pan.shape, anchor=scores[method].get(ANCHOR_KEY),
+                      sample=sample)
     if verdict.loses(method):
         verdict.method, verdict.weights = verdict.best, None
     return verdict

@@ -121,7 +121,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         reasons.append(line)
         say(line)
         if adapted and verdict is not None and name in verdict.scores:
-            weights, share, line = _check_adapted(pair, name, base, weights, verdict, request, prepare_method)
+            weights, share, line = _check_adapted(name, base, weights, verdict, request, prepare_method)
             anchor = share if request.anchor is None and share is not None else anchor
             reasons.append(line)
             say(line)
@@ -227,9 +227,8 @@ def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenReq
             verdict)
 
 
-def _check_adapted(pair: RasterPair, name: str, base, adapted: str, verdict, request: SharpenRequest,
-                   prepare_method=None):
-    """(weights, anchor share or None, message): the check again, on the same sample, for
+def _check_adapted(name: str, base, adapted: str, verdict, request: SharpenRequest, prepare_method=None):
+    """(weights, anchor share or None, message): the check again, on its sample (not read again), for
     the adapted model (its own share unless given); the base model (``base``, at the
     share ``verdict`` chose) runs instead when the adapted one scores a lower Q2n there
     (docs/adaptation.md)."""
@@ -237,7 +236,7 @@ def _check_adapted(pair: RasterPair, name: str, base, adapted: str, verdict, req
 
     before = verdict.scores[name]["Q2n"]
     try:
-        after = guard.check(pair, name, adapted, device=request.device, half=request.half,
+        after = guard.judge(verdict.sample, name, adapted, device=request.device, half=request.half,
                             prepare_method=prepare_method, consistent=request.consistent,
                             anchor=request.anchor, register=request.register)
     except (PansharpenError, RuntimeError, ValueError, MemoryError) as exc:  # optional: never fatal

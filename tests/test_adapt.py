@@ -133,13 +133,13 @@ def test_the_adapted_model_runs_only_when_the_check_scores_it_no_lower(sample_pa
     from diffusion_pansharpening.engine import anchor, guard, pipeline
 
     adapted = tiny(tmp_path / "adapted.safetensors")
-    pair = RasterPair(*sample_paths)
+    sample = guard.read_sample(RasterPair(*sample_paths))
     request = pipeline.SharpenRequest(*sample_paths, str(tmp_path / "out.tif"), method="e2e", device="cpu",
                                       half=False)
     base = str(tmp_path / "base.safetensors")
     for base_q2n, expected in ((1.0, base), (-1.0, adapted)):
-        verdict = guard.Verdict("e2e", base, {"e2e": {"Q2n": base_q2n}}, anchor=0.25)
-        weights, share, line = pipeline._check_adapted(pair, "e2e", base, adapted, verdict, request)
+        verdict = guard.Verdict("e2e", base, {"e2e": {"Q2n": base_q2n}}, anchor=0.25, sample=sample)
+        weights, share, line = pipeline._check_adapted("e2e", base, adapted, verdict, request)
         assert weights == expected
         if expected == base:
             assert share == 0.25 and line.endswith("running the base model.")
