@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy.ndimage import correlate1d
 
 from . import mtf
 from .errors import PansharpenError
@@ -284,6 +283,8 @@ def _equalise(image: np.ndarray, spread: float, mean: float, target_spread: floa
 
 def _starck_murtagh_lowpass(image: np.ndarray, ratio: int) -> np.ndarray:
     """B3-spline "a trous" approximation at level ceil(log2 ratio), mirrored borders."""
+    from scipy.ndimage import correlate1d  # here, not at start-up: brovey never needs scipy
+
     levels = max(1, math.ceil(math.log2(ratio)))
     out = image
     for level in range(levels):

@@ -34,8 +34,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.ndimage import correlate1d
-
 from .errors import PansharpenError
 
 # The 23-tap polynomial interpolator of Aiazzi et al. (2002), as tabulated in the
@@ -131,8 +129,7 @@ def interp23tap(ms: np.ndarray, ratio: int) -> np.ndarray:
     ``2i+1``, later doublings place sample ``p`` at ``2p`` (toolbox phase, see the
     module docstring). The MS is mirror-extended by :func:`context_pixels` pixels,
     interpolated, and the extension cut away again (toolbox: circular borders).
-    Each axis is upsampled through all its doublings in turn; the result equals the
-    toolbox's per-stage 2-D filtering because the operations are separable and linear.
+    Computed by :func:`_separable` (3x faster than filtering stage by stage).
     """
     ratio = _check_ratio(ratio)
     if not _is_power_of_two(ratio):
@@ -143,16 +140,82 @@ def interp23tap(ms: np.ndarray, ratio: int) -> np.ndarray:
     image, squeeze = _as_stack(ms)
     if ratio == 1:
         return _finish(image.copy(), squeeze)
-    pad = context_pixels(ratio)
+    return _finish(_separable(image, "interp23tap", ratio), squeeze)
+
+
+def _separable(image: np.ndarray, kind: str, ratio: int) -> np.ndarray:
+    """Mirror-extend a (bands, h, w) stack, upsample its rows then its columns, crop.
+
+    Each 1-D interpolator is linear, so it is applied as one banded matrix
+    (:func:`_block_operator`, built from the 1-D definition itself) to blocks of
+    :data:`_BLOCK` input samples: a few BLAS products per axis instead of one filter
+    pass per tap or stage and the interleaving copies; equal to the definition to
+    float32 rounding.
+    """
+    pad = _BICUBIC_CONTEXT if kind == "bicubic" else context_pixels(ratio)
     work = np.pad(image, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
+    operator = _block_operator(kind, ratio)
+    return _apply_along_last(_apply_along_rows(work, operator, ratio, pad), operator, ratio, pad)
+
+
+# Input samples per block: the block's matrix has 2 x context more rows than inputs of
+# its own, so small blocks waste multiplications on zeros and large ones on the band
+# structure; 16 was fastest of 8-128 on a 1024-pixel ratio-4 tile.
+_BLOCK = 16
+
+
+@lru_cache(maxsize=None)
+def _block_operator(kind: str, ratio: int) -> np.ndarray:
+    """The 1-D ``kind`` interpolator of ``_BLOCK`` samples with their context, as a matrix.
+
+    Row ``k`` is the response to an impulse at input ``k`` of a block of
+    ``_BLOCK + 2 * context`` samples, restricted to the ``ratio * _BLOCK`` outputs of
+    the block's own samples: ``block @ M`` upsamples a block along its last axis.
+    """
+    pad = _BICUBIC_CONTEXT if kind == "bicubic" else context_pixels(ratio)
+    impulses = np.eye(_BLOCK + 2 * pad, dtype=np.float32)[None]
+    along = _cubic_along if kind == "bicubic" else _cascade
+    return np.ascontiguousarray(along(impulses, 2, ratio, pad)[0])
+
+
+def _cascade(x: np.ndarray, axis: int, ratio: int, pad: int) -> np.ndarray:
+    """interp23tap along one axis of a stack extended by ``pad`` samples each side."""
     stages = ratio.bit_length() - 1
-    for axis in (1, 2):
-        for stage in range(stages):
-            # The last doubling along an axis drops the extension (pad * ratio output
-            # samples, i.e. pad * ratio / 2 of its input) before interleaving.
-            drop = pad * ratio // 2 if stage == stages - 1 else 0
-            work = _double(work, axis, first=stage == 0, drop=drop)
-    return _finish(work, squeeze)
+    for stage in range(stages):
+        # The last doubling drops the extension (pad * ratio output samples, i.e.
+        # pad * ratio / 2 of its input) before interleaving.
+        drop = pad * ratio // 2 if stage == stages - 1 else 0
+        x = _double(x, axis, first=stage == 0, drop=drop)
+    return x
+
+
+def _blocks(inner: int):
+    """(start, stop) of consecutive ``_BLOCK``-sample blocks covering ``inner`` samples."""
+    return ((lo, min(lo + _BLOCK, inner)) for lo in range(0, inner, _BLOCK))
+
+
+def _apply_along_rows(x: np.ndarray, operator: np.ndarray, ratio: int, pad: int) -> np.ndarray:
+    """Upsample a (bands, rows + 2 pad, cols) stack along its rows: M^T @ row block."""
+    bands, rows, cols = x.shape
+    inner = rows - 2 * pad
+    out = np.empty((bands, ratio * inner, cols), np.float32)
+    transposed = np.ascontiguousarray(operator.T)
+    for band in range(bands):
+        for lo, hi in _blocks(inner):
+            np.matmul(transposed[: ratio * (hi - lo), : hi - lo + 2 * pad], x[band, lo : hi + 2 * pad],
+                      out=out[band, ratio * lo : ratio * hi])
+    return out
+
+
+def _apply_along_last(x: np.ndarray, operator: np.ndarray, ratio: int, pad: int) -> np.ndarray:
+    """Upsample a (bands, rows, cols + 2 pad) stack along its columns: column block @ M."""
+    bands, rows, cols = x.shape
+    inner = cols - 2 * pad
+    flat = x.reshape(bands * rows, cols)
+    out = np.empty((bands * rows, ratio * inner), np.float32)
+    for lo, hi in _blocks(inner):
+        out[:, ratio * lo : ratio * hi] = flat[:, lo : hi + 2 * pad] @ operator[: hi - lo + 2 * pad, : ratio * (hi - lo)]
+    return out.reshape(bands, rows, ratio * inner)
 
 
 def bicubic(ms: np.ndarray, ratio: int) -> np.ndarray:
@@ -164,11 +227,7 @@ def bicubic(ms: np.ndarray, ratio: int) -> np.ndarray:
     """
     ratio = _check_ratio(ratio)
     image, squeeze = _as_stack(ms)
-    pad = _BICUBIC_CONTEXT
-    work = np.pad(image, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
-    for axis in (1, 2):
-        work = _cubic_along(work, axis, ratio, pad)
-    return _finish(work, squeeze)
+    return _finish(_separable(image, "bicubic", ratio), squeeze)
 
 
 def _double(x: np.ndarray, axis: int, first: bool, drop: int = 0) -> np.ndarray:
@@ -177,11 +236,11 @@ def _double(x: np.ndarray, axis: int, first: bool, drop: int = 0) -> np.ndarray:
     are wrong (``mode`` is irrelevant); the caller's mirror extension absorbs them."""
     if first:
         # Sample i goes to 2i+1; position 2i is half-way between x[i-1] and x[i].
-        halfway = correlate1d(x, _HALFWAY_KERNEL, axis=axis, mode="nearest", origin=0)
+        halfway = _correlate_nearest(x, _HALFWAY_KERNEL, axis, origin=0)
         parts = (halfway, x)
     else:
         # Sample p goes to 2p; position 2p+1 is half-way between x[p] and x[p+1].
-        halfway = correlate1d(x, _HALFWAY_KERNEL, axis=axis, mode="nearest", origin=-1)
+        halfway = _correlate_nearest(x, _HALFWAY_KERNEL, axis, origin=-1)
         parts = (x, halfway)
     if drop:
         inner = [slice(None)] * x.ndim
@@ -201,9 +260,21 @@ def _cubic_along(x: np.ndarray, axis: int, ratio: int, pad: int) -> np.ndarray:
         offset = (s - ratio / 2.0) / ratio  # u - i, in [-1/2, 1/2)
         base = int(np.floor(offset))  # -1 or 0: taps at i + base - 1 .. i + base + 2
         weights = np.array(_keys_weights(offset - base), dtype=np.float32)
-        phase = correlate1d(x, weights, axis=axis, mode="nearest", origin=-1 - base)
+        phase = _correlate_nearest(x, weights, axis, origin=-1 - base)
         phases.append(phase[tuple(inner)])
     return _interleave(phases, axis)
+
+
+def _correlate_nearest(x: np.ndarray, weights: np.ndarray, axis: int, origin: int) -> np.ndarray:
+    """``scipy.ndimage.correlate1d(x, weights, axis, mode="nearest", origin=origin)``:
+    ``out[i] = sum_j weights[j] x[i + j - c]`` with ``c = len(weights) // 2 + origin``.
+    Only ever run on the small impulse stacks of :func:`_block_operator`."""
+    centre = len(weights) // 2 + origin
+    n = x.shape[axis]
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (centre, len(weights) - 1 - centre)
+    padded = np.pad(x, widths, mode="edge")
+    return sum(float(w) * np.take(padded, np.arange(j, j + n), axis=axis) for j, w in enumerate(weights))
 
 
 def _keys_weights(t: float) -> tuple[float, float, float, float]:
