@@ -204,12 +204,16 @@ class ClassicalMethod:
     given the same statistics (those stay tile-local); a multiple of 12 so that it
     is a whole number of MS pixels at any accepted ratio. The LMS's own margin is
     ``upsample.context_pixels``, which the engine reads separately.
+    ``pixelwise``: each output pixel depends on the PAN and LMS at that pixel alone (no
+    tile statistics), so tiles need no overlap to hide seams: the engine tiles it
+    without one (issue 18: brovey on 4096 x 4096, 25 tiles of 845 -> 16 of 1024).
     """
 
     name: str
     summary: str
     halo: int
     run: Callable[..., np.ndarray]
+    pixelwise: bool = False
 
 
 def _hpm_halo(ratio: int) -> int:
@@ -230,6 +234,7 @@ CLASSICAL: dict[str, ClassicalMethod] = {
             "Weighted Brovey transform with equal weights, as GDAL / gdal:pansharp",
             0,
             lambda pan, lms, ms, ratio, sensor: brovey(pan, lms),
+            pixelwise=True,
         ),
         ClassicalMethod(
             "gihs",

@@ -62,11 +62,18 @@ def default_method(info=None) -> str:
 
 
 class ClassicalTileMethod:
-    """A classical method bound to a pair's ratio and sensor, called per tile."""
+    """A classical method bound to a pair's ratio and sensor, called per tile.
+
+    Every classical method is scale-equivariant, f(c pan, c lms, c ms) = c f(pan, lms,
+    ms) (its statistics, gains and guards scale with the data; tests/test_classical.py),
+    so the engine runs it on digital numbers (``streaming.read_tile``'s ``in_dn``).
+    """
+
+    scale_equivariant = True
 
     def __init__(self, name: str, ratio: int, sensor: str | None):
         self._method = CLASSICAL[name]
-        self.halo = self._method.halo
+        self.halo, self.pixelwise = self._method.halo, self._method.pixelwise
         self.ratio, self.sensor = ratio, sensor
 
     def __call__(self, pan, lms, ms):

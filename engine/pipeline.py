@@ -133,13 +133,14 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
                                          weights=weights, device=request.device, half=request.half, **options)
     tile = tile_for(method, request.tile)
     _check_tiling(tile, request.overlap)
-    _check_tile_memory(tile, request.overlap, pair, method)
+    overlap = 0 if getattr(method, "pixelwise", False) else request.overlap  # no seams to hide
+    _check_tile_memory(tile, overlap, pair, method)
     source = pair
     if request.register and name not in CLASSICAL:
         source, line = _register(pair, whole)
         say(line)
     say(f"{name}: {pair.window.width} x {pair.window.height} pixels, ratio {pair.ratio}, "
-        f"{pair.bands} bands, tiles of {tile} with {request.overlap} overlap.")
+        f"{pair.bands} bands, tiles of {tile} with {overlap} overlap.")
     data_type = "Float32" if request.float32 else info.data_type
     # no nodata value the data can take: the inputs' own if it fits, else a mask band (writer)
     nodata = info.nodata if _fits(info.nodata, data_type) else None
@@ -151,7 +152,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         overwrite=request.overwrite, cog=request.cog, overviews=request.overviews,
     ) as writer:
         run_tiled(source, method, pair.window.height, pair.window.width, writer.write,
-                  tile=tile, overlap=request.overlap,
+                  tile=tile, overlap=overlap,
                   progress=run_progress, cancelled=cancelled, threads=request.threads,
                   depth=1 if name in CLASSICAL else None)
         writer.commit()

@@ -88,14 +88,16 @@ def fill_invalid(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return data
 
 
-def read_tile(source: Source, tile: Tile, halo: int, scene=None):
+def read_tile(source: Source, tile: Tile, halo: int, scene=None, in_dn: bool = False):
     """Normalised (pan, lms, ms) around a tile, the valid mask, and where the tile sits.
 
     The window starts and ends on MS pixel boundaries so that pan, lms and ms cover the
     same ground; returns (pan, lms, ms, valid, (dy, dx)) with (dy, dx) the tile's
     offset inside the window. Normalisation: the source's constant ``pan_scale`` and
     ``scale``, or, given ``scene`` (a ``radiometry.SceneNormalisation``), its scene
-    statistics.
+    statistics. ``in_dn``: the MS in digital numbers and the PAN on the MS's scale
+    (``pan * scale / pan_scale``), for a scale-equivariant method: f(pan / pan_scale,
+    lms / scale) * scale = f(pan * scale / pan_scale, lms), without the passes.
     """
     r = source.ratio
     px, py = source.ms_phase
@@ -116,6 +118,9 @@ def read_tile(source: Source, tile: Tile, halo: int, scene=None):
     if scene is not None:
         return (scene.normalise_pan(pan), scene.normalise_ms(lms), scene.normalise_ms(ms),
                 valid, where)
+    if in_dn:
+        to_ms = source.scale / source.pan_scale
+        return (pan if to_ms == 1 else pan * np.float32(to_ms)), lms, ms, valid, where
     scale = np.float32(source.scale)
     return pan / np.float32(source.pan_scale), lms / scale, ms / scale, valid, where
 
@@ -163,12 +168,13 @@ def run_tiled(source: Source, method, height: int, width: int, sink: CellSink, *
     if scene is None:
         scene = scene_normalisation(source, method)
     halo = method.halo  # measured once, before the threads start
-    finish = _Finisher(grid, np.float32(source.scale), scene, sink)
+    in_dn = scene is None and getattr(method, "scale_equivariant", False)  # (issue 18: two passes fewer)
+    finish = _Finisher(grid, np.float32(1.0 if in_dn else source.scale), scene, sink)
     tiles = list(grid)
     batch = getattr(method, "batch_size", 1)
     done = 0
     with _Stages(threads, depth=depth or 2 * batch) as stages:
-        reads = stages.prefetch(lambda t: read_tile(source, t, halo, scene), tiles)
+        reads = stages.prefetch(lambda t: read_tile(source, t, halo, scene, in_dn), tiles)
         for group in _batches(reads, batch):
             if cancelled is not None and cancelled():
                 raise Cancelled("Cancelled by the user; nothing was written.")
@@ -218,7 +224,10 @@ class _Finisher:
             stack = np.concatenate([out * mask, mask])
         else:  # the same values, written once into one array (issue 18: two passes fewer)
             stack = np.empty((out.shape[0] + 1, h, w), np.float32)
-            np.multiply(out, self.scale, out=stack[:-1])
+            if self.scale == 1:
+                stack[:-1] = out
+            else:
+                np.multiply(out, self.scale, out=stack[:-1])
             stack[-1] = valid
             if not valid.all():
                 stack[:-1] *= stack[-1]

@@ -306,3 +306,48 @@ def test_mtf_glp_hpm_low_pass_is_aligned_with_the_pan_at_every_ratio(ratio):
     fused = mtf_glp_hpm(pan, lms, ratio).astype(np.float64)
     inner = (slice(None), slice(60, -60), slice(60, -60))
     np.testing.assert_allclose(fused[inner], lms[inner], rtol=2e-5)
+
+
+@pytest.mark.parametrize("method", sorted(CLASSICAL))
+def test_every_method_is_scale_equivariant(ikonos_tile, method):
+    """f(c pan, c lms, c ms) = c f(pan, lms, ms): what lets the engine run the classical
+    methods on digital numbers instead of normalised values (streaming.read_tile)."""
+    pan, ms, lms = ikonos_tile
+    run = CLASSICAL[method].run
+    reference = run(pan / 2047.0, lms / 2047.0, ms / 2047.0, RATIO, "IKONOS").astype(np.float64)
+    in_dn = run(pan.astype(np.float64), lms, ms, RATIO, "IKONOS").astype(np.float64)
+    np.testing.assert_allclose(in_dn / 2047.0, reference, rtol=1e-5, atol=1e-7)
+
+
+def test_the_engine_runs_classical_methods_on_digital_numbers_with_the_same_result(ikonos):
+    """A PAN on another scale than the MS (pan_scale != scale): the digital-number path
+    equals the normalised one, and brovey's tiles need no overlap."""
+    from diffusion_pansharpening.engine.methods import ClassicalTileMethod
+    from diffusion_pansharpening.engine.streaming import ArraySource, run_tiled
+
+    pan, ms = ikonos
+    pan, ms = pan[:256, :256].astype(np.float32) * 4.0, ms[:, :64, :64].astype(np.float32)
+
+    class Normalised:  # the same method without the equivariance flag
+        def __init__(self, method):
+            self.method, self.halo, self.scale_equivariant = method, method.halo, False
+
+        def __call__(self, *args):
+            return self.method(*args)
+
+    def run(method, overlap):
+        out = np.zeros((4, 256, 256), np.float32)
+
+        def sink(y0, x0, values, valid):
+            out[:, y0:y0 + values.shape[1], x0:x0 + values.shape[2]] = values
+        source = ArraySource(pan, ms, RATIO, scale=2047.0, pan_scale=4 * 2047.0)
+        run_tiled(source, method, 256, 256, sink, tile=96, overlap=overlap, threads=False)
+        return out
+
+    for name in ("brovey", "gsa"):
+        method = ClassicalTileMethod(name, RATIO, "IKONOS")
+        in_dn, normalised = run(method, 16), run(Normalised(method), 16)
+        np.testing.assert_allclose(in_dn, normalised, rtol=2e-5, atol=1e-3)
+    brovey = ClassicalTileMethod("brovey", RATIO, "IKONOS")
+    assert brovey.pixelwise and not ClassicalTileMethod("gsa", RATIO, "IKONOS").pixelwise
+    np.testing.assert_allclose(run(brovey, 0), run(brovey, 16), rtol=1e-6, atol=1e-3)

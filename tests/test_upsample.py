@@ -160,3 +160,19 @@ def test_bad_input_is_refused_with_a_clear_message():
         upsample(np.zeros((4, 4)), 2.5)
     with pytest.raises(PansharpenError, match="bands, rows, cols"):
         upsample(np.zeros((1, 2, 4, 4)), 2)
+
+
+@pytest.mark.parametrize("kind, ratio", [("interp23tap", r) for r in INTERP23_RATIOS] + [("bicubic", 3)])
+def test_block_matrices_equal_the_filters_applied_axis_by_axis(kind, ratio):
+    """The fast path (banded block products, partial last blocks included) gives the
+    1-D definitions applied along rows then columns."""
+    from diffusion_pansharpening.engine import upsample as module
+
+    image = np.random.default_rng(5).uniform(0, 2000, size=(2, 37, 23)).astype(np.float32)
+    pad = module._BICUBIC_CONTEXT if kind == "bicubic" else context_pixels(ratio)
+    along = module._cubic_along if kind == "bicubic" else module._cascade
+    work = np.pad(image, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric").astype(np.float64)
+    expected = along(along(work, 1, ratio, pad), 2, ratio, pad)
+    fast = (interp23tap if kind == "interp23tap" else bicubic)(image, ratio)
+    assert fast.shape == expected.shape == (2, 37 * ratio, 23 * ratio)
+    np.testing.assert_allclose(fast, expected, rtol=0, atol=2e-6 * 2000 * 4)
