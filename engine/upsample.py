@@ -34,6 +34,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+
 from .errors import PansharpenError
 
 # The 23-tap polynomial interpolator of Aiazzi et al. (2002), as tabulated in the
