@@ -46,9 +46,12 @@ def test_backend_choice(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.delenv(BACKEND_ENV, raising=False)
     assert resolve_backend("torch", cpu, None) == "torch"
-    assert resolve_backend("auto", cpu, torch.bfloat16) == "torch"  # ORT only for float32
+    assert resolve_backend("onnxruntime", cpu, torch.bfloat16) == "torch"  # ORT only for float32
     assert resolve_backend("onnxruntime", torch.device("cuda"), None) == "torch"
+    assert resolve_backend(None, cpu, None) == "torch"  # channels-last PyTorch: faster than ORT here
     expected = "onnxruntime" if onnx_backend.available() else "torch"
+    assert resolve_backend("onnxruntime", cpu, None) == expected
+    monkeypatch.setenv(BACKEND_ENV, "onnxruntime")
     assert resolve_backend(None, cpu, None) == expected
     monkeypatch.setenv(BACKEND_ENV, "torch")
     assert resolve_backend(None, cpu, None) == "torch"
@@ -114,6 +117,28 @@ def test_torch_backend_runs_no_onnx(monkeypatch):
     model(*random_tiles(1, 64)[0])
 
 
+@pytest.mark.parametrize("arch", ["fose", "e2e"])
+def test_channels_last_gives_the_contiguous_image(arch):
+    """Eager float32 on the CPU runs channels-last (the same image as the default layout);
+    reduced precision keeps the default layout."""
+    def model(half=False):
+        net, meta = tiny(arch)  # the same weights every call (seeded)
+        return DeepModel(net, arch, meta, "cpu", half=half, backend="torch")
+
+    fast, plain = model(), model()
+    plain.channels_last, plain.model = False, plain.model.to(memory_format=torch.contiguous_format)
+    convolutions = [p for p in fast.model.parameters() if p.dim() == 4]
+    assert fast.channels_last and all(p.is_contiguous(memory_format=torch.channels_last) for p in convolutions)
+    assert not any(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                   for p in plain.model.parameters() if p.dim() == 4)
+    for tile in random_tiles(2, 64):
+        out = fast(*tile)
+        assert out.flags["C_CONTIGUOUS"]
+        np.testing.assert_allclose(out, plain(*tile), rtol=0, atol=1e-5)
+    half = model(half=True)
+    assert half.channels_last == (half.reduced_precision is None)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (benchmarks/gpu_check.sh runs it on a GPU)")
 @pytest.mark.parametrize("arch", ["fose", "e2e", "ksdiff"])
 def test_cuda_gives_the_cpu_image(arch):
@@ -131,10 +156,13 @@ def test_cuda_gives_the_cpu_image(arch):
 
 def test_tile_follows_the_backend():
     """ONNX Runtime keeps its speed on larger tiles than eager PyTorch (runtime.ORT_TILE_INPUT)."""
-    from diffusion_pansharpening.engine.models.runtime import CPU_TILE_INPUT, ORT_TILE_INPUT
+    from diffusion_pansharpening.engine.models.runtime import (CHANNELS_LAST_TILE_INPUT, CPU_TILE_INPUT,
+                                                               ORT_TILE_INPUT)
 
     net, meta = tiny("e2e")
     eager = DeepModel(net, "e2e", meta, "cpu", half=False, backend="torch")
+    assert eager.tile_input_limit == CHANNELS_LAST_TILE_INPUT and eager.tile_for_halo(76) == 640
+    eager.channels_last = False  # bfloat16's layout
     assert eager.tile_input_limit == CPU_TILE_INPUT and eager.tile_for_halo(10) == 512
     if onnx_backend.available():
         ort = DeepModel(net, "e2e", meta, "cpu", half=False, backend="onnxruntime")

@@ -46,6 +46,7 @@ from .weights import (MAX_PARAMETERS, check_tensors, load_state, parse_json_fiel
 
 NOISE_CACHE = 4  # tile shapes whose noise is kept (interior tiles share one shape)
 CPU_TILE_INPUT = 544  # PAN pixels a side of a tile with its halo, on the CPU (preferred_tile)
+CHANNELS_LAST_TILE_INPUT = 800  # the same in channels-last float32 (tile_input_limit)
 ORT_TILE_INPUT = 1056  # the same with the ONNX Runtime backend (no cache cliff up to 1048; tile_input_limit)
 THREADS_ENV = "DIFFUSION_PANSHARPENING_THREADS"
 BACKEND_ENV = "DIFFUSION_PANSHARPENING_BACKEND"
@@ -109,16 +110,20 @@ def precision_name(device: Union[str, torch.device], half: bool = True) -> str:
 def resolve_backend(backend: Optional[str], device: torch.device, reduced_precision: Optional[torch.dtype]) -> str:
     """The inference backend, "torch" or "onnxruntime" (:mod:`.onnx_backend`).
 
-    ``backend`` (else ``DIFFUSION_PANSHARPENING_BACKEND``, else "auto"): "auto" takes ONNX
-    Runtime for float32 on the CPU when it is installed (2x faster per fose tile there,
-    same image to 1e-6; docs/performance.md) and PyTorch everywhere else (CUDA; bfloat16 autocast,
-    which ORT's CPU provider does not run faster); "onnxruntime" asks for it where it
-    applies and falls back to PyTorch elsewhere; "torch" is eager PyTorch, the reference.
+    ``backend`` (else ``DIFFUSION_PANSHARPENING_BACKEND``, else "auto"): "auto" and "torch"
+    are eager PyTorch, the reference (channels-last in float32 on the CPU: ``DeepModel``);
+    "onnxruntime" takes ONNX Runtime for float32 on the CPU where it is installed and
+    falls back to PyTorch elsewhere (CUDA; bfloat16 autocast, which ORT's CPU provider
+    does not run faster). "auto" took ONNX Runtime until channels-last PyTorch beat it on
+    a quiet machine, whole process, at every size measured (2048, 4096, 8000 pixels a
+    side: fose 18.3 against 21.4 s, 63.4 against 72.4 s, 230 against 243 s; e2e 8.0
+    against 9.5 s, 26.0 against 33.9 s; docs/performance.md, "Deep methods on a quiet
+    machine").
     """
     name = (backend or os.environ.get(BACKEND_ENV, "") or "auto").lower()
     if name not in BACKENDS:
         raise PansharpenError(f"unknown inference backend {name!r}; use {', '.join(BACKENDS)}")
-    if name == "torch" or device.type != "cpu" or reduced_precision is not None:
+    if name != "onnxruntime" or device.type != "cpu" or reduced_precision is not None:
         return "torch"
     from . import onnx_backend
 
@@ -227,6 +232,9 @@ class DeepModel:
             from .onnx_backend import OrtRunner
 
             self._ort = OrtRunner(self.model, torch.get_num_threads(), NOISE_CACHE)
+        self.channels_last = self.device.type == "cpu" and self.reduced_precision is None
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
 
     @property
     def normalisation(self) -> str:
@@ -266,14 +274,19 @@ class DeepModel:
     @property
     def tile_input_limit(self) -> int:
         """Largest tile side with its halo (PAN pixels) ``preferred_tile`` takes on the CPU:
-        ``CPU_TILE_INPUT`` for PyTorch, ``ORT_TILE_INPUT`` for ONNX Runtime. ORT keeps its
-        net output rate up to a 1048-pixel input, where a tile throws away far less of its
-        work as halo: a Landsat-8 fose tile of 896 (1048 with its halo) gives 1.7x the
+        ``CPU_TILE_INPUT`` for PyTorch in bfloat16, ``CHANNELS_LAST_TILE_INPUT`` for its
+        channels-last float32 (whole process on a 4096 x 4096 Landsat-8 scene, quiet
+        machine: fose 62.5 s at tile 384, 49.7 s at 640, 60.0 s at 896; e2e 30.7 s at 384,
+        24.8 s at 640, 23.3 s at 768: the limit gives both 640), ``ORT_TILE_INPUT`` for ONNX
+        Runtime, which keeps its net output rate up to a 1048-pixel input, where a tile
+        throws away far less of its work as halo: a Landsat-8 fose tile of 896 (1048 with its halo) gives 1.7x the
         output pixels per second of one of 384 (536), e2e 1.4x (docs/performance.md, "Deep
         methods in float32"). Fose draws its noise per tile, so another tile size gives
         another (equally good) image: the reduced-resolution indices of the Landsat-8
         scene moved by at most 0.0001."""
-        return ORT_TILE_INPUT if self.backend == "onnxruntime" else CPU_TILE_INPUT
+        if self.backend == "onnxruntime":
+            return ORT_TILE_INPUT
+        return CHANNELS_LAST_TILE_INPUT if self.channels_last else CPU_TILE_INPUT
 
     @property
     def batch_size(self) -> int:
@@ -304,12 +317,19 @@ class DeepModel:
 
     def _run_torch(self, pan: np.ndarray, lms: np.ndarray, ms: np.ndarray,
                    noise: Optional[torch.Tensor]) -> np.ndarray:
-        """Eager PyTorch on stacked (N, 1, H, W), (N, B, H, W), (N, B, h, w) float32 tiles."""
-        pan_t, lms_t, ms_t = (torch.from_numpy(a).to(self.device) for a in (pan, lms, ms))
+        """Eager PyTorch on stacked (N, 1, H, W), (N, B, H, W), (N, B, h, w) float32 tiles.
+
+        In float32 on the CPU the model and its inputs are channels-last (NHWC): oneDNN
+        then needs no layout reorders around each convolution (docs/performance.md, "Deep
+        methods on a quiet machine": e2e 1.8-2.0x, fose 1.1-1.4x per tile; the same image
+        to 1e-6)."""
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        pan_t, lms_t, ms_t = (torch.from_numpy(a).to(self.device).contiguous(memory_format=layout)
+                              for a in (pan, lms, ms))
         kwargs = {} if noise is None else {"noise": noise}
         with torch.inference_mode(), self.autocast():
             out = self.model(pan_t, lms_t, ms_t, **kwargs)
-        return out.float().cpu().numpy()
+        return np.ascontiguousarray(out.float().cpu().numpy())
 
     def autocast(self) -> torch.autocast:
         """The autocast context the networks run in (disabled in float32)."""
