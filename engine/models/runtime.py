@@ -279,11 +279,11 @@ class DeepModel:
         machine: fose 62.5 s at tile 384, 49.7 s at 640, 60.0 s at 896; e2e 30.7 s at 384,
         24.8 s at 640, 23.3 s at 768: the limit gives both 640), ``ORT_TILE_INPUT`` for ONNX
         Runtime, which keeps its net output rate up to a 1048-pixel input, where a tile
-        throws away far less of its work as halo: a Landsat-8 fose tile of 896 (1048 with its halo) gives 1.7x the
-        output pixels per second of one of 384 (536), e2e 1.4x (docs/performance.md, "Deep
-        methods in float32"). Fose draws its noise per tile, so another tile size gives
-        another (equally good) image: the reduced-resolution indices of the Landsat-8
-        scene moved by at most 0.0001."""
+        throws away far less of its work as halo (docs/performance.md, "Deep methods in
+        float32"). Fose draws its noise per tile, so another tile size gives
+        another (equally good) image; with the tile-local anchor and projection e2e's too:
+        384 -> 640 moved the Landsat-8 crop's Q2n by +0.0012, SAM and ERGAS by +0.004
+        (``benchmarks/float32_layout_quality.py``)."""
         if self.backend == "onnxruntime":
             return ORT_TILE_INPUT
         return CHANNELS_LAST_TILE_INPUT if self.channels_last else CPU_TILE_INPUT
