@@ -153,7 +153,7 @@ def _separable(image: np.ndarray, kind: str, ratio: int) -> np.ndarray:
     pass per tap or stage and the interleaving copies; equal to the definition to
     float32 rounding.
     """
-    pad = _BICUBIC_CONTEXT if kind == "bicubic" else context_pixels(ratio)
+    pad = _context(kind, ratio)
     work = np.pad(image, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
     operator = _block_operator(kind, ratio)
     return _apply_along_last(_apply_along_rows(work, operator, ratio, pad), operator, ratio, pad)
@@ -173,10 +173,19 @@ def _block_operator(kind: str, ratio: int) -> np.ndarray:
     ``_BLOCK + 2 * context`` samples, restricted to the ``ratio * _BLOCK`` outputs of
     the block's own samples: ``block @ M`` upsamples a block along its last axis.
     """
-    pad = _BICUBIC_CONTEXT if kind == "bicubic" else context_pixels(ratio)
+    pad = _context(kind, ratio)
     impulses = np.eye(_BLOCK + 2 * pad, dtype=np.float32)[None]
-    along = _cubic_along if kind == "bicubic" else _cascade
-    return np.ascontiguousarray(along(impulses, 2, ratio, pad)[0])
+    return np.ascontiguousarray(_along(kind)(impulses, 2, ratio, pad)[0])
+
+
+def _context(kind: str, ratio: int) -> int:
+    """MS samples of mirror extension the 1-D ``kind`` interpolator needs each side."""
+    return _BICUBIC_CONTEXT if kind == "bicubic" else context_pixels(ratio)
+
+
+def _along(kind: str):
+    """The 1-D definition of ``kind``: ``f(stack, axis, ratio, pad)`` upsamples one axis."""
+    return _cubic_along if kind == "bicubic" else _cascade
 
 
 def _cascade(x: np.ndarray, axis: int, ratio: int, pad: int) -> np.ndarray:

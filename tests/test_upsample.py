@@ -169,8 +169,7 @@ def test_block_matrices_equal_the_filters_applied_axis_by_axis(kind, ratio):
     from diffusion_pansharpening.engine import upsample as module
 
     image = np.random.default_rng(5).uniform(0, 2000, size=(2, 37, 23)).astype(np.float32)
-    pad = module._BICUBIC_CONTEXT if kind == "bicubic" else context_pixels(ratio)
-    along = module._cubic_along if kind == "bicubic" else module._cascade
+    pad, along = module._context(kind, ratio), module._along(kind)
     work = np.pad(image, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric").astype(np.float64)
     expected = along(along(work, 1, ratio, pad), 2, ratio, pad)
     fast = (interp23tap if kind == "interp23tap" else bicubic)(image, ratio)
