@@ -137,6 +137,8 @@ def jobs(pan: str, ms: str, out: Path, size: int, before: Path | None = None) ->
         old = ["env", f"PYTHONPATH={before}", sys.executable, "-m", "diffusion_pansharpening.engine.cli"]
         found.update({f"before {m}": [[*old, "sharpen", pan, ms, str(out), "--method", m, "--quiet"]]
                       for m in METHODS})
+        found.update({f"before {m} no-ovr": [[*old, "sharpen", pan, ms, str(out), "--method", m, "--quiet",
+                                              "--no-overviews"]] for m in METHODS})
     found["gdal"] = [gdal + CREATION]
     found["gdal+ovr"] = [gdal + CREATION, ADDO + [str(out), *map(str, overview_factors(size, size))]]
     found["gdal plain"] = [gdal]

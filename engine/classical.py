@@ -68,12 +68,15 @@ def brovey(pan: np.ndarray, lms: np.ndarray, weights=None) -> np.ndarray:
             raise PansharpenError(
                 f"Brovey got {w.size} weights for {bands} MS bands; give one weight per band"
             )
-    pseudo = lms32[0] * w[0]
-    for k in range(1, bands):
-        pseudo += lms32[k] * w[k]
-    factor = np.zeros_like(pseudo)
-    np.divide(pan32, pseudo, out=factor, where=pseudo > 0)
-    return lms32 * factor
+    if weights is None:  # one pass over the bands, then the weight (issue 18: fewer temporaries)
+        pseudo = np.add.reduce(lms32, axis=0)
+        pseudo *= w[0]
+    else:
+        pseudo = np.tensordot(w, lms32, axes=1)
+    positive = pseudo > 0
+    np.divide(pan32, pseudo, out=pseudo, where=positive)  # pseudo becomes the factor
+    pseudo[~positive] = 0
+    return lms32 * pseudo
 
 
 def gihs(pan: np.ndarray, lms: np.ndarray) -> np.ndarray:

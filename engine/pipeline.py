@@ -18,8 +18,8 @@ from .anchor import ANCHOR, check_anchor
 from .methods import deep_options, prepare
 from .raster_io import PairInfo, RasterPair, Window
 from .streaming import run_tiled, tile_for
-from .tiling import DEFAULT_OVERLAP
-from .writer import (GeoTiffWriter, NUMPY_TYPES, check_free_space, check_not_an_input, check_output,
+from .tiling import DEFAULT_OVERLAP, strip_rows
+from .writer import (BLOCK, GeoTiffWriter, NUMPY_TYPES, check_free_space, check_not_an_input, check_output,
                      scratch_bytes)
 
 GDAL_CACHE_BYTES = 16 * 1024 * 1024  # keeps memory flat however large the raster
@@ -133,14 +133,17 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
                                          weights=weights, device=request.device, half=request.half, **options)
     tile = tile_for(method, request.tile)
     _check_tiling(tile, request.overlap)
-    overlap = 0 if getattr(method, "pixelwise", False) else request.overlap  # no seams to hide
+    pixelwise = getattr(method, "pixelwise", False)
+    overlap = 0 if pixelwise else request.overlap  # no seams to hide
+    rows = strip_rows(tile, pair.window.width, BLOCK) if pixelwise else None
     _check_tile_memory(tile, overlap, pair, method)
     source = pair
     if request.register and name not in CLASSICAL:
         source, line = _register(pair, whole)
         say(line)
+    cut = f"full-width strips of {rows} rows" if rows else f"tiles of {tile} with {overlap} overlap"
     say(f"{name}: {pair.window.width} x {pair.window.height} pixels, ratio {pair.ratio}, "
-        f"{pair.bands} bands, tiles of {tile} with {overlap} overlap.")
+        f"{pair.bands} bands, {cut}.")
     data_type = "Float32" if request.float32 else info.data_type
     # no nodata value the data can take: the inputs' own if it fits, else a mask band (writer)
     nodata = info.nodata if _fits(info.nodata, data_type) else None
@@ -154,7 +157,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         run_tiled(source, method, pair.window.height, pair.window.width, writer.write,
                   tile=tile, overlap=overlap,
                   progress=run_progress, cancelled=cancelled, threads=request.threads,
-                  depth=1 if name in CLASSICAL else None)
+                  depth=1 if name in CLASSICAL else None, strip_rows=rows)
         writer.commit()
     seconds = time.perf_counter() - start
     say(f"Wrote {request.output} in {seconds:.1f} s.")

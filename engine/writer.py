@@ -297,9 +297,9 @@ class GeoTiffWriter:
 
     def write(self, y0: int, x0: int, values: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Write float values (bands, h, w) at (y0, x0), cast to the output type."""
-        data = to_dtype(values, self.dtype)
         if valid is not None and valid.all():
             valid = None
+        data = values if self._gdal_casts(valid) else to_dtype(values, self.dtype)
         self._any_valid = self._any_valid or valid is None or bool(valid.any())
         if self.nodata is not None:
             _off_nodata(data, self.nodata, valid)
@@ -321,6 +321,15 @@ class GeoTiffWriter:
             failed = _write_failed(self.path, exc)
         if failed is not None:  # raised here: GDAL's traceback would keep the dataset alive
             raise failed
+
+    def _gdal_casts(self, valid: np.ndarray | None) -> bool:
+        """Whether float32 values can go to GDAL as they are, for it to round and clamp
+        while it copies them into its blocks (a copy it makes anyway): an integer output
+        with every pixel valid, no nodata value to keep clear and no overviews averaged
+        from the integers here. ``to_dtype`` rounds as GDAL does, so the file is the same.
+        Issue 18: three passes fewer (0.2 s of CPU on brovey's 4096 x 4096, 4-band output)."""
+        return (valid is None and self.nodata is None and np.issubdtype(self.dtype, np.integer)
+                and (self._strips is None or not self._strips.levels))
 
     def _mask_band(self, rows: int | None = None):
         """The per-dataset mask, created all valid (255) on first use (its first
@@ -440,11 +449,20 @@ def _off_nodata(data: np.ndarray, nodata: float, valid: np.ndarray | None) -> No
 
 
 def to_dtype(values: np.ndarray, dtype) -> np.ndarray:
-    """Round and clip to an integer type's range; float stays float32."""
+    """Round and clip to an integer type's range; float stays float32.
+
+    Unsigned types round as GDAL does when it is handed float32 values (add one half in
+    float32, clamp, truncate: ``GeoTiffWriter._gdal_casts``), so an output is the same
+    whichever of the two casts it."""
+    if np.issubdtype(dtype, np.unsignedinteger):
+        info = np.iinfo(dtype)
+        rounded = np.add(values, np.float32(0.5), dtype=np.float32)
+        np.clip(rounded, info.min, info.max, out=rounded)  # in place: one pass fewer (issue 18)
+        return rounded.astype(dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         rounded = np.rint(values)
-        np.clip(rounded, info.min, info.max, out=rounded)  # in place: one pass fewer (issue 18)
+        np.clip(rounded, info.min, info.max, out=rounded)
         return rounded.astype(dtype)
     return values.astype(dtype)
 
@@ -470,6 +488,8 @@ class _Strips:
         ds = writer._ds
         self.writer, self.width, self.height = writer, ds.RasterXSize, ds.RasterYSize
         self.bands = ds.RasterCount
+        # float32 where GDAL casts (GeoTiffWriter._gdal_casts): a cell of either type fits exactly
+        self.dtype = np.float32 if not factors and writer.nodata is None else writer.dtype
         self.rows = BLOCK * max(1, (factors[-1] if factors else 1) // BLOCK)  # halves evenly at every level
         self.pending: dict[int, list] = {}  # strip index -> [data, valid, pixels filled]
         self.next = 0
@@ -486,7 +506,7 @@ class _Strips:
             strip = self.pending.get(index)
             if strip is None:
                 rows = min(self.rows, self.height - top)
-                strip = self.pending[index] = [np.zeros((self.bands, rows, self.width), data.dtype), None, 0]
+                strip = self.pending[index] = [np.zeros((self.bands, rows, self.width), self.dtype), None, 0]
             a, b = max(y0, top), min(y0 + h, top + strip[0].shape[1])
             strip[0][:, a - top:b - top, x0:x0 + w] = data[:, a - y0:b - y0]
             if valid is not None:

@@ -54,6 +54,15 @@ def read(path) -> np.ndarray:
     return ds.ReadAsArray()
 
 
+def assert_same_image(got: np.ndarray, want: np.ndarray, name: str = "") -> None:
+    """Equal but for a value on a rounding tie: the upsampling's BLAS products round in
+    float32 by the kernel and thread split OpenBLAS picks (this process runs two BLAS
+    threads, the command line and its workers one), which can move such a value by one
+    digital number (seen: 50 of 262144 pixels on an AVX2 CPU, none on an AVX-512 one)."""
+    diff = np.abs(got.astype(np.int64) - want.astype(np.int64))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (name, diff.max(), (diff > 0).mean())
+
+
 def sharpen_reference(pan, ms, out: Path, method: str) -> np.ndarray:
     """The same pair through `pansharpen sharpen` (its main, in this process)."""
     from diffusion_pansharpening.engine.cli import main
@@ -204,7 +213,7 @@ def test_batch_on_a_scheduler_survives_a_killed_worker_and_reruns_nothing(tmp_pa
         assert row["status"] == "sharpened" and row["method"] == method, row
         assert 0 < row["QNR"] <= 1 and 0 < row["HQNR"] <= 1 and row["mp_per_s"] > 0, row
         reference = sharpen_reference(*made[name], tmp_path / f"ref-{name}.tif", method)
-        np.testing.assert_array_equal(read(out / f"{name}.tif"), reference, err_msg=name)
+        assert_same_image(read(out / f"{name}.tif"), reference, name)
         assert gdal.Open(str(out / f"{name}.tif")).GetGeoTransform() == \
             gdal.Open(str(tmp_path / f"ref-{name}.tif")).GetGeoTransform()
 
@@ -238,7 +247,7 @@ def test_local_cluster_batch_of_a_folder_with_landsat_names(tmp_path):
     pairs["LC08_L1TP_TEST"] = (scenes / "LC08_L1TP_TEST_B8.TIF", stack)
     for name, (pan, ms) in pairs.items():
         reference = sharpen_reference(pan, ms, tmp_path / f"ref-{name}.tif", "brovey")
-        np.testing.assert_array_equal(read(out / f"{name}.tif"), reference, err_msg=name)
+        assert_same_image(read(out / f"{name}.tif"), reference, name)
 
     os.utime(pairs["south"][1])  # a newer MS: that scene only is sharpened again
     second = subprocess.run(command, capture_output=True, text=True, timeout=180)
@@ -251,7 +260,7 @@ def test_local_cluster_batch_of_a_folder_with_landsat_names(tmp_path):
 
     third = subprocess.run(command + ["--overwrite"], capture_output=True, text=True, timeout=180)
     assert third.returncode == 0 and "3 sharpened" in third.stderr, third.stderr
-    np.testing.assert_array_equal(read(out / "north.tif"), read(tmp_path / "ref-north.tif"))
+    assert_same_image(read(out / "north.tif"), read(tmp_path / "ref-north.tif"))
     assert hidden_files(out) == []
 
 
@@ -339,7 +348,7 @@ def test_scene_task_refuses_a_foreign_output_and_skips_its_own(tmp_path):
     assert batch.read_record(scene.output)["method"] == "gsa"
     assert batch.run_scene(scene, gsa, sample=0)["status"] == "skipped"
     assert batch.run_scene(scene, SharpenRequest("", "", "", method="brovey"), 0)["status"] == "sharpened"
-    np.testing.assert_array_equal(read(scene.output), brovey)
+    assert_same_image(read(scene.output), brovey)
     batch.remove_hidden_folders([scene.output])  # what run_batch does at the end: only empty ones go
     assert hidden_files(tmp_path / "out") == []
 

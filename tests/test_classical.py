@@ -335,13 +335,13 @@ def test_the_engine_runs_classical_methods_on_digital_numbers_with_the_same_resu
         def __call__(self, *args):
             return self.method(*args)
 
-    def run(method, overlap):
+    def run(method, overlap, strip_rows=None):
         out = np.zeros((4, 256, 256), np.float32)
 
         def sink(y0, x0, values, valid):
             out[:, y0:y0 + values.shape[1], x0:x0 + values.shape[2]] = values
         source = ArraySource(pan, ms, RATIO, scale=2047.0, pan_scale=4 * 2047.0)
-        run_tiled(source, method, 256, 256, sink, tile=96, overlap=overlap, threads=False)
+        run_tiled(source, method, 256, 256, sink, tile=96, overlap=overlap, threads=False, strip_rows=strip_rows)
         return out
 
     for name in ("brovey", "gsa"):
@@ -351,3 +351,5 @@ def test_the_engine_runs_classical_methods_on_digital_numbers_with_the_same_resu
     brovey = ClassicalTileMethod("brovey", RATIO, "IKONOS")
     assert brovey.pixelwise and not ClassicalTileMethod("gsa", RATIO, "IKONOS").pixelwise
     np.testing.assert_allclose(run(brovey, 0), run(brovey, 16), rtol=1e-6, atol=1e-3)
+    # full-width strips (tiling.strip_rows: what the pipeline gives a pixel-wise method)
+    np.testing.assert_allclose(run(brovey, 0, strip_rows=40), run(brovey, 16), rtol=1e-6, atol=1e-3)

@@ -155,14 +155,20 @@ def test_torch_threads_are_capped_and_a_lower_choice_stays(monkeypatch):
 def test_tile_size_is_the_users_else_the_methods_else_the_default():
     from diffusion_pansharpening.engine.methods import prepare
     from diffusion_pansharpening.engine.models import CPU_TILE_INPUT
-    from diffusion_pansharpening.engine.models.runtime import ORT_TILE_INPUT
+    from diffusion_pansharpening.engine.models import native_bfloat16
+    from diffusion_pansharpening.engine.models.runtime import CHANNELS_LAST_TILE_INPUT, ORT_TILE_INPUT
     from diffusion_pansharpening.engine.streaming import tile_for
     from diffusion_pansharpening.engine.tiling import DEFAULT_TILE
 
     fose = load(shipped("fose"), device="cpu")
     tile = tile_for(fose)
-    limit = fose.tile_input_limit  # CPU_TILE_INPUT, or ORT_TILE_INPUT where ONNX Runtime runs float32
-    assert limit == (CPU_TILE_INPUT if fose.backend == "torch" else ORT_TILE_INPUT)
+    # bfloat16 where the CPU has it natively (default layout), else float32 channels-last
+    assert fose.channels_last == (not native_bfloat16())
+    limit = fose.tile_input_limit
+    if fose.backend == "onnxruntime":
+        assert limit == ORT_TILE_INPUT
+    else:
+        assert limit == (CHANNELS_LAST_TILE_INPUT if fose.channels_last else CPU_TILE_INPUT)
     assert tile % 64 == 0 and tile + 2 * fose.halo <= limit < tile + 64 + 2 * fose.halo
     assert tile_for(fose, 300) == 300
     assert tile_for(prepare("gsa", ratio=2, bands=4)) == DEFAULT_TILE

@@ -107,3 +107,31 @@ def test_overviews_written_on_the_way_average_whole_blocks(tmp_path):
             want = np.floor(np.nanmean(blocks, axis=(1, 3)) + 0.5)
             np.testing.assert_array_equal(got.GetOverview(level).ReadAsArray(), want)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["strips.tif"]
+
+
+def test_without_overviews_gdal_rounds_the_floats_as_the_engine_would(tmp_path):
+    """Issue 18: with no overviews and no nodata value the writer hands float32 cells to
+    GDAL, which rounds and clamps them while it fills its blocks; a cell with invalid
+    pixels (an internal mask) takes the engine's own rounding in the same strip. The
+    file equals ``to_dtype`` of the values, near-ties included."""
+    from diffusion_pansharpening.engine.writer import GeoTiffWriter, to_dtype
+
+    rng = np.random.default_rng(7)
+    height, width, bands = 300, 520, 2
+    data = rng.uniform(-50, 70000, (bands, height, width)).astype(np.float32)
+    data[0, :5, :50] = np.float32(1000.5) - np.arange(50, dtype=np.float32) * np.float32(1e-4)  # near-ties
+    valid = np.ones((height, width), bool)
+    valid[10:20, 300:310] = False
+    out = tmp_path / "floats.tif"
+    with GeoTiffWriter(str(out), width=width, height=height, bands=bands, geotransform=(0, 1, 0, 0, 0, -1),
+                       crs_wkt="", data_type="UInt16", nodata=None, band_names=["a", "b"],
+                       overviews=False) as writer:
+        assert writer._gdal_casts(None) and not writer._gdal_casts(valid)
+        for x0, x1 in ((0, 260), (260, 520)):
+            cell_valid = valid[:, x0:x1]
+            writer.write(0, x0, data[:, :, x0:x1], None if cell_valid.all() else cell_valid)
+        writer.commit()
+    ds = gdal.Open(str(out))
+    want = to_dtype(data, np.uint16)
+    np.testing.assert_array_equal(ds.ReadAsArray()[:, valid], want[:, valid])
+    assert (ds.GetRasterBand(1).GetMaskBand().ReadAsArray() == 0).sum() == (~valid).sum()

@@ -69,6 +69,21 @@ def test_memory_stays_bounded_by_the_overlap_strip():
     assert blender.pending_pixels == 0
 
 
+def test_pixelwise_strips_are_whole_block_rows_of_the_full_width():
+    """Issue 18: a pixel-wise method gets disjoint full-width strips of whole output
+    blocks, about a tile's pixels each, unless one block row is over twice a tile."""
+    from diffusion_pansharpening.engine.tiling import TileGrid, strip_rows
+
+    assert strip_rows(1024, 4096, 256) == 256
+    assert strip_rows(1024, 1000, 256) == 1024 // 256 * 256
+    assert strip_rows(1024, 300, 256) == 3328  # 1024 * 1024 // 300 // 256 * 256
+    assert strip_rows(1024, 9000, 256) is None  # 256 x 9000 > 2 x 1024 x 1024
+    grid = TileGrid(1000, 700, 1024, 0, strip_rows=256)
+    assert grid.disjoint and not TileGrid(1000, 700, 256, 32).disjoint
+    assert [(t.y0, t.y1, t.x0, t.x1) for t in grid] == [(0, 256, 0, 700), (256, 512, 0, 700),
+                                                        (512, 768, 0, 700), (768, 1000, 0, 700)]
+
+
 def test_cancel_leaves_no_file(sample_paths, tmp_path):
     pan, ms = sample_paths
     calls = []

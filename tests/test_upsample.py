@@ -114,7 +114,9 @@ def test_borders_mirror_instead_of_wrapping(interpolate, ratio):
 
 @pytest.mark.parametrize("ratio", [2, 3, 4, 8])
 def test_window_with_context_equals_crop_of_whole(ratio):
-    """What the tiled engine relies on; one pixel less of context is not enough."""
+    """What the tiled engine relies on, to float32 rounding (the BLAS products round by
+    the kernel OpenBLAS picks for each shape: exact on an AVX-512 CPU, within 8e-4 on
+    an AVX2 one, for values up to 2047); one pixel less of context is not enough."""
     rng = np.random.default_rng(7)
     ms = rng.uniform(0, 2047, size=(3, 64, 72)).astype(np.float32)
     whole = upsample(ms, ratio)
@@ -126,9 +128,9 @@ def test_window_with_context_equals_crop_of_whole(ratio):
         return part[:, m * ratio : (r1 - r0 + m) * ratio, m * ratio : (c1 - c0 + m) * ratio]
 
     expected = whole[:, r0 * ratio : r1 * ratio, c0 * ratio : c1 * ratio]
-    np.testing.assert_array_equal(window(margin), expected)
-    if ratio != 8:  # at ratio 8 the farthest taps' products fall below float32 rounding
-        assert np.abs(window(margin - 1) - expected).max() > 0.0
+    np.testing.assert_allclose(window(margin), expected, rtol=0, atol=1e-3)
+    if ratio in (2, 3):  # at 4 and 8 the farthest taps' products fall below float32 rounding
+        assert np.abs(window(margin - 1) - expected).max() > 0.1
 
 
 def test_context_pixels_values():
