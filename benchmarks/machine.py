@@ -11,6 +11,7 @@ def describe() -> dict:
     """CPU model, cores, memory, torch threads and CUDA, and the peers' versions."""
     info = {
         "cpu": _cpu_model(),
+        "flags": simd_flags(),
         "cores": os.cpu_count(),
         "memory_gib": _memory_gib(),
         "load_average": os.getloadavg()[0],
@@ -23,6 +24,25 @@ def describe() -> dict:
     info["otb"] = otb.rsplit(" ", 1)[-1] if otb else None
     info["qgis"] = _qgis_version()
     return info
+
+
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "amx_bf16")  # what the kernels differ by
+
+
+def simd_flags() -> list[str]:
+    """The CPU's flags among ``SIMD_FLAGS`` (Linux's /proc/cpuinfo; empty elsewhere)."""
+    try:
+        line = next((l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")), "")
+    except OSError:
+        return []
+    have = set(line.split(":", 1)[-1].split())
+    return [flag for flag in SIMD_FLAGS if flag in have]
+
+
+def summary(info: dict) -> str:
+    """One line naming a machine: CPU, cores, SIMD flags and the deep models' CPU precision."""
+    return (f"{info['cpu']}, {info['cores']} cores, flags {' '.join(info.get('flags') or ['unknown'])}, "
+            f"deep models in {info.get('cpu_precision', 'float32')} on the CPU")
 
 
 def _cpu_model() -> str:

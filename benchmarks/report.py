@@ -81,9 +81,10 @@ def _machine(m: dict) -> str:
     return "\n".join([
         "## Machine",
         "",
-        f"- CPU: {m['cpu']}, {m['cores']} cores, {m['memory_gib']:.1f} GiB memory; load average "
+        f"- CPU: {m['cpu']}, {m['cores']} cores (flags: {' '.join(m.get('flags') or ['not recorded'])}), "
+        f"{m['memory_gib']:.1f} GiB memory; load average "
         f"{m['load_average']:.1f} when the run started (the machine is shared: other jobs add noise, "
-        "which the spread shows)",
+        "which the spread shows); sections rerun later name their own machine in the line above",
         f"- Device: {device}; torch {m.get('torch')} with {m.get('torch_threads')} threads; {precision}",
         f"- Software: {m['os']}, Python {m['python']}, GDAL {m['gdal']}, OTB {m.get('otb') or 'not installed'}, "
         f"QGIS {m.get('qgis') or 'not installed'}",

@@ -155,12 +155,19 @@ def precision_tables(machine_info: dict, deep: list) -> list[tuple[str, str, boo
     """(results key, device, half, methods) of the deep methods' extra tables: fose,
     ksdiff and e2e on the CPU in float32 when it runs bfloat16 by default; every deep
     method on the GPU in float16 and in float32."""
-    tables = []
-    if machine_info.get("cpu_precision", "float32") != "float32":
-        tables.append(("throughput_cpu_float32", "cpu", False, [m for m in deep if m.name in CPU_FLOAT32]))
-    if machine_info["cuda"]:
-        tables += [("throughput_cuda", "cuda", True, deep), ("throughput_cuda_float32", "cuda", False, deep)]
+    chosen = {"throughput_cpu_float32": [m for m in deep if m.name in CPU_FLOAT32]}
+    tables = [(key, device, half, chosen.get(key, deep)) for key, device, half in precision_keys(machine_info)]
     return [t for t in tables if t[3]]
+
+
+def precision_keys(machine_info: dict) -> list[tuple[str, str, bool]]:
+    """(results key, device, half) of the extra tables this machine measures (``precision_tables``)."""
+    keys = []
+    if machine_info.get("cpu_precision", "float32") != "float32":
+        keys.append(("throughput_cpu_float32", "cpu", False))
+    if machine_info["cuda"]:
+        keys += [("throughput_cuda", "cuda", True), ("throughput_cuda_float32", "cuda", False)]
+    return keys
 
 
 RATIOS = (("dm50", "fose"), ("dm50", "ksdiff"), ("fose", "e2e"))  # slow / fast
@@ -295,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-    results = {"machine": machine.describe(), "args": {"size": args.size, "repeats": args.repeats,
+    here = machine.describe()
+    results = {"machine": here, "args": {"size": args.size, "repeats": args.repeats,
                                                         "quick": args.quick, "scenes": args.scenes,
                                                         "budget": args.budget},
                "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "finished": "(running)"}
@@ -303,13 +311,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.update and earlier.exists():
         old = json.loads(earlier.read_text())
         kept = {key: value for key, value in old.items() if key.split("_")[0] not in args.sections}
-        if "throughput" in args.sections:  # rows of the scenes not rerun stay
+        if "throughput" in args.sections:  # rows of the scenes, methods and tables not rerun stay
+            wanted = args.methods.split(",") if args.methods else None
+            rerun_keys = {"throughput"} | {key for key, *_ in precision_keys(here)}
+
+            def rerun_row(key: str, row: dict) -> bool:
+                return (key in rerun_keys and row["scene"] in args.scenes
+                        and (wanted is None or row["tool"] != "ours" or row["name"] in wanted))
             for key in (k for k in old if k.startswith("throughput")):
-                kept[key] = [r for r in old[key] if r["scene"] not in args.scenes]
+                kept[key] = [r for r in old[key] if not rerun_row(key, r)]
         rerun = (f"sections {', '.join(args.sections)} rerun on {', '.join(args.scenes)} from "
-                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine.summary(here)}")
         results = {**kept, "finished": "(running)", "updated": "; ".join(filter(None, [old.get("updated"), rerun]))}
-    log(f"machine: {results['machine']}")
+    log(f"machine: {machine.summary(here)}")
 
     def save(finished: bool = False) -> None:
         if finished:
@@ -337,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             for scene in chosen:
                 results.setdefault("throughput", []).extend(
                     throughput([scene], methods, args, work, prior=results.get("throughput", [])))
-                for key, device, half, chosen_methods in precision_tables(results["machine"], deep):
+                for key, device, half, chosen_methods in precision_tables(here, deep):
                     results.setdefault(key, []).extend(throughput(
                         [scene], chosen_methods, args, work, device=device, prior=results.get(key, []), half=half))
                 save()
