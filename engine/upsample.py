@@ -145,20 +145,18 @@ def interp23tap(ms: np.ndarray, ratio: int) -> np.ndarray:
 
 
 def _separable(image: np.ndarray, kind: str, ratio: int) -> np.ndarray:
-    """Mirror-extend a (bands, h, w) stack, upsample its columns then its rows, crop.
+    """Mirror-extend a (bands, h, w) stack, upsample its rows then its columns, crop.
 
     Each 1-D interpolator is linear, so it is applied as one banded matrix
     (:func:`_block_operator`, built from the 1-D definition itself) to blocks of
     :data:`_BLOCK` input samples: a few BLAS products per axis instead of one filter
     pass per tap or stage and the interleaving copies; equal to the definition to
-    float32 rounding. Columns first: the second pass makes ``ratio`` times more samples
-    than the first, and the row pass (one wide product per block) runs faster per sample
-    than the column pass (issue 18: 0.0110 -> 0.0088 s on a 1024-wide, 64-row strip).
+    float32 rounding.
     """
     pad = _context(kind, ratio)
     work = np.pad(image, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
     operator = _block_operator(kind, ratio)
-    return _apply_along_rows(_apply_along_last(work, operator, ratio, pad), operator, ratio, pad)
+    return _apply_along_last(_apply_along_rows(work, operator, ratio, pad), operator, ratio, pad)
 
 
 # Input samples per block: the block's matrix has 2 x context more rows than inputs of
