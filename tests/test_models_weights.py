@@ -200,3 +200,20 @@ def test_models_run_under_reduced_precision_autocast(arch):
             out = model(pan, lms, ms, **kw())
     assert out.dtype == torch.float32
     assert (out - ref).abs().max() < 0.02
+
+
+def test_loading_the_shipped_models_stays_off_torch_dynamo():
+    """Issue 18: a random draw or arithmetic on the ``meta`` device, where the loader
+    builds a skeleton to check a file (``runtime._skeleton``), runs python kernels that
+    import ``torch._dynamo``: 1.2-1.9 s of every fose and ksdiff load. Loading every
+    shipped model in a fresh interpreter imports none of it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    weights = sorted(str(p) for p in (Path(__file__).parents[1] / "resources" / "weights").glob("*.safetensors"))
+    assert len(weights) >= 10
+    code = ("import sys; from diffusion_pansharpening.engine.models import load; "
+            "[load(p, device='cpu', half=False) for p in sys.argv[1:]]; print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, *weights], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr[-500:]

@@ -41,9 +41,11 @@ def cosine_alphas_cumprod(timesteps: int = DEFAULT_TIMESTEPS, s: float = COSINE_
     """alpha_bar_t for t = 1..T (index 0..T-1) of the cosine schedule, float64.
 
     Built from the clipped betas as in the paper, so alpha_bar is the cumulative
-    product of (1 - beta_t) and decreases strictly from ~1 to ~0.
+    product of (1 - beta_t) and decreases strictly from ~1 to ~0. Always on the CPU, also
+    where a model is built on the ``meta`` device (``runtime._skeleton``, which checks a
+    weights file): there the meta kernels took 1.3-1.9 s of every model load (issue 18).
     """
-    steps = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
+    steps = torch.arange(timesteps + 1, dtype=torch.float64, device="cpu") / timesteps
     f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
     betas = torch.clamp(1 - f[1:] / f[:-1], max=MAX_BETA)
     return torch.cumprod(1 - betas, dim=0)

@@ -197,7 +197,10 @@ class FactorHead(nn.Module):
     def __init__(self, rows: list[int], width: int, rank: int):
         super().__init__()
         self.rows = rows
-        self.queries = nn.Parameter(torch.randn(sum(rows), width) / math.sqrt(width))
+        # on the CPU even where the model is built on the meta device (runtime._skeleton):
+        # random draws and arithmetic there run python kernels that import torch._dynamo
+        # (1.2-1.3 s of every ksdiff load: issue 18)
+        self.queries = nn.Parameter(torch.randn(sum(rows), width, device="cpu") / math.sqrt(width))
         self.kv = nn.Linear(width, 2 * width)
         self.to_rank = nn.Linear(width, rank)
 
