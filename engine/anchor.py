@@ -46,6 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import PansharpenError
+from .wrapped import AfterNetwork
 
 ANCHOR = 0.5  # share of the classical method in a deep method's output when none is chosen
 ANCHOR_METHOD = "mtf-glp-hpm"
@@ -81,9 +82,8 @@ def check_anchor(anchor: float) -> float:
     return value
 
 
-class Anchored:
-    """A per-tile deep method mixed with a classical one (module doc); every other
-    attribute is the wrapped method's.
+class Anchored(AfterNetwork):
+    """A per-tile deep method mixed with a classical one (module doc).
 
     The deep model's tiles come normalised by the scene's statistics (``radiometry``:
     x_n = (x - lo) / span); the classical methods are equivariant to a gain, not to an
@@ -100,13 +100,9 @@ class Anchored:
     network's (wider) context, 0.865 bounded, 0.880 bounded and on the classical method's
     own context (``_classical``): the two halves' own scores were 0.839 and 0.878."""
 
-    takes_scene = True
-
     def __init__(self, method, classical, anchor: float):
-        self.method, self.classical, self.anchor = method, classical, anchor  # checked by methods.prepare
-
-    def __getattr__(self, name):
-        return getattr(self.method, name)
+        super().__init__(method)
+        self.classical, self.anchor = classical, anchor  # checked by methods.prepare
 
     @property
     def halo(self) -> int:
@@ -130,6 +126,9 @@ class Anchored:
         out[:, c:-c, c:-c] = self.classical(pan[c:-c, c:-c], lms[:, c:-c, c:-c], ms[:, m:-m, m:-m])
         return out
 
+    def step(self, out, tile, scene):
+        return self._mix(out, *tile, scene)
+
     def _mix(self, deep, pan, lms, ms, scene):
         if scene is None:  # the constant scale: a gain only
             pan_off, zero = np.float32(0), np.zeros((ms.shape[0], 1, 1), np.float32)
@@ -138,9 +137,3 @@ class Anchored:
             zero = scene.normalise_ms(np.zeros((ms.shape[0], 1, 1), np.float32))
         classical = self._classical(pan - pan_off, lms - zero, ms - zero, deep - zero) + zero
         return mix(*bound_halves(deep, classical, ms, zero), self.anchor)
-
-    def __call__(self, pan, lms, ms, scene=None):
-        return self._mix(self.method(pan, lms, ms), pan, lms, ms, scene)
-
-    def run_batch(self, tiles, scene=None):
-        return [self._mix(out, *tile, scene) for out, tile in zip(self.method.run_batch(tiles), tiles)]

@@ -34,6 +34,7 @@ from scipy.signal import fftconvolve
 from .errors import PansharpenError
 from .mtf import DEFAULT_MS_GNYQ, mtf_kernel, sensor_gains
 from .upsample import bicubic
+from .wrapped import AfterNetwork
 
 KERNEL = 21  # taps of the MTF filter used for the projection (radius 10 PAN pixels at ratio 4)
 ITERATIONS = 2
@@ -120,15 +121,12 @@ def project_torch(fused, ms, m, u, iterations: int = ITERATIONS):
     return fused
 
 
-class Consistent:
-    """A per-tile method whose outputs are projected onto the MS (module doc); every
-    other attribute is the wrapped method's."""
+class Consistent(AfterNetwork):
+    """A per-tile method whose outputs are projected onto the MS (module doc)."""
 
     def __init__(self, method, ratio: int, gains: np.ndarray):
-        self.method, self.ratio, self.gains = method, int(ratio), np.asarray(gains)
-
-    def __getattr__(self, name):
-        return getattr(self.method, name)
+        super().__init__(method)
+        self.ratio, self.gains = int(ratio), np.asarray(gains)
 
     @property
     def halo(self) -> int:
@@ -138,9 +136,5 @@ class Consistent:
     def preferred_tile(self) -> int:
         return self.method.tile_for_halo(self.halo)
 
-    def __call__(self, pan, lms, ms):
-        return project(self.method(pan, lms, ms), ms, self.ratio, self.gains)
-
-    def run_batch(self, tiles):
-        outs = self.method.run_batch(tiles)
-        return [project(out, tile[2], self.ratio, self.gains) for out, tile in zip(outs, tiles)]
+    def step(self, out, tile, scene):
+        return project(out, tile[2], self.ratio, self.gains)

@@ -174,18 +174,24 @@ def run_tiled(source: Source, method, height: int, width: int, sink: CellSink, *
     finish = _Finisher(grid, np.float32(1.0 if in_dn else source.scale), scene, sink)
     tiles = list(grid)
     batch = getattr(method, "batch_size", 1)
+    post = getattr(method, "post", None)  # the steps after a network run on the writer thread (wrapped)
     done = 0
     with _Stages(threads, depth=depth or 2 * batch) as stages:
         reads = stages.prefetch(lambda t: read_tile(source, t, halo, scene, in_dn), tiles)
         for group in _batches(reads, batch):
             if cancelled is not None and cancelled():
                 raise Cancelled("Cancelled by the user; nothing was written.")
-            outs = _apply(method, [read[:3] for _, read in group], scene)
+            outs = _apply(method if post is None else method.network, [read[:3] for _, read in group], scene)
             for (t, read), out in zip(group, outs):
-                stages.write(finish, t, out, read[3], read[4])
+                stages.write(_finish_tile, finish, post, scene, t, out, read)
             done += len(group)
             if progress is not None:
                 progress(done / len(tiles))
+
+
+def _finish_tile(finish, post, scene, t: Tile, out: np.ndarray, read: tuple) -> None:
+    """A tile's remaining steps (``post``, if any) and its finishing, on the writer thread."""
+    finish(t, out if post is None else post(out, read[:3], scene), read[3], read[4])
 
 
 def _apply(method, inputs: list[tuple], scene) -> list[np.ndarray]:

@@ -64,3 +64,36 @@ def test_the_check_chooses_the_share_and_the_run_uses_it(sample_paths, tmp_path)
     given = sharpen(SharpenRequest(*sample_paths, str(tmp_path / "given.tif"), method="e2e", weights=E2E,
                                    device="cpu", half=False, check=False, anchor=share))
     np.testing.assert_array_equal(read_raster(checked.output), read_raster(given.output))
+
+
+def test_the_engine_runs_the_steps_after_the_network_on_the_writer_thread(landsat):
+    """Issue 18: the default deep method is the network, then the consistency projection,
+    then the anchor. The streaming engine runs the network on the computing thread and
+    the two steps on the writer thread, where they overlap the next tile's network; the
+    image is the one the method gives called as a whole, and the one without threads."""
+    import threading
+
+    from diffusion_pansharpening.engine.streaming import ArraySource, run_tiled
+
+    method = prepare("e2e", ratio=2, bands=4, sensor="LANDSAT8", weights=E2E, device="cpu", half=False)
+    assert method.network is method.method.method  # Anchored(Consistent(model))
+    pan, ms = landsat.pan[:160, :160].astype(np.float32), landsat.ms[:, :80, :80].astype(np.float32)
+    tile = (pan / landsat.scale, np.repeat(np.repeat(ms, 2, 1), 2, 2) / landsat.scale, ms / landsat.scale)
+    np.testing.assert_array_equal(method.post(method.network(*tile), tile), method(*tile))
+
+    threads = []
+    post = method.post
+    method.post = lambda *args: threads.append(threading.current_thread().name) or post(*args)
+
+    def run(with_threads):
+        out = np.zeros((4, 160, 160), np.float32)
+
+        def sink(y0, x0, values, valid):
+            out[:, y0:y0 + values.shape[1], x0:x0 + values.shape[2]] = values
+        run_tiled(ArraySource(pan, ms, 2, scale=landsat.scale), method, 160, 160, sink, tile=96,
+                  overlap=16, threads=with_threads)
+        return out
+
+    np.testing.assert_array_equal(run(True), run(False))
+    assert any(name.startswith("pansharpen-write") for name in threads)
+    assert threading.main_thread().name in threads  # the run without threads
