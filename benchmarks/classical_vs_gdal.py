@@ -175,13 +175,9 @@ def copy_bandwidth(threads: int, mib: int = 512, repeats: int = 5) -> float:
 
 
 def cpu_info() -> tuple[str, list[str]]:
-    model, flags = "unknown", []
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-        elif line.startswith("flags") and not flags:
-            flags = line.split(":", 1)[1].split()
-    return model, flags
+    import machine
+
+    return machine.cpu_model(), machine.cpu_flags()
 
 
 def minimum_bytes() -> float:

@@ -10,7 +10,7 @@ from pathlib import Path
 def describe() -> dict:
     """CPU model, cores, memory, torch threads and CUDA, and the peers' versions."""
     info = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "flags": simd_flags(),
         "cores": os.cpu_count(),
         "memory_gib": _memory_gib(),
@@ -29,13 +29,18 @@ def describe() -> dict:
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "amx_bf16")  # what the kernels differ by
 
 
-def simd_flags() -> list[str]:
-    """The CPU's flags among ``SIMD_FLAGS`` (Linux's /proc/cpuinfo; empty elsewhere)."""
+def cpu_flags() -> list[str]:
+    """The CPU's flags (Linux's /proc/cpuinfo; empty elsewhere)."""
     try:
         line = next((l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")), "")
     except OSError:
         return []
-    have = set(line.split(":", 1)[-1].split())
+    return line.split(":", 1)[-1].split()
+
+
+def simd_flags() -> list[str]:
+    """The CPU's flags among ``SIMD_FLAGS``."""
+    have = set(cpu_flags())
     return [flag for flag in SIMD_FLAGS if flag in have]
 
 
@@ -45,7 +50,7 @@ def summary(info: dict) -> str:
             f"deep models in {info.get('cpu_precision', 'float32')} on the CPU")
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()

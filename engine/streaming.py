@@ -227,12 +227,12 @@ class _Finisher:
     def __call__(self, t: Tile, out: np.ndarray, valid: np.ndarray, where: tuple[int, int]) -> None:
         (dy, dx), h, w = where, t.y1 - t.y0, t.x1 - t.x0
         out, valid = out[:, dy:dy + h, dx:dx + w], valid[dy:dy + h, dx:dx + w]
-        if self.disjoint and self.scene is None:  # a tile is a cell: no stack, no blending (issue 18)
-            if self.scale != 1:
+        if self.disjoint:  # a tile is a cell: no stack, no blending (issue 18)
+            if self.scene is not None:
+                out = self.scene.denormalise_ms(out)
+            elif self.scale != 1:
                 out = out * self.scale
-            if not valid.all():
-                out = out * valid
-            self.sink(t.y0, t.x0, out, valid)
+            self.sink(t.y0, t.x0, out if valid.all() else out * valid, valid)
             return
         if self.scene is not None:
             out = self.scene.denormalise_ms(out)

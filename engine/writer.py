@@ -328,8 +328,12 @@ class GeoTiffWriter:
         with every pixel valid, no nodata value to keep clear and no overviews averaged
         from the integers here. ``to_dtype`` rounds as GDAL does, so the file is the same.
         Issue 18: three passes fewer (0.2 s of CPU on brovey's 4096 x 4096, 4-band output)."""
-        return (valid is None and self.nodata is None and np.issubdtype(self.dtype, np.integer)
-                and (self._strips is None or not self._strips.levels))
+        return valid is None and self._rounds_in_gdal(self._strips is not None and bool(self._strips.levels))
+
+    def _rounds_in_gdal(self, overview_levels: bool) -> bool:
+        """Whether GDAL may round this output's floats (``_gdal_casts``) wherever every
+        pixel is valid: an integer type, no nodata value, no overviews averaged here."""
+        return self.nodata is None and not overview_levels and np.issubdtype(self.dtype, np.integer)
 
     def _mask_band(self, rows: int | None = None):
         """The per-dataset mask, created all valid (255) on first use (its first
@@ -489,7 +493,7 @@ class _Strips:
         self.writer, self.width, self.height = writer, ds.RasterXSize, ds.RasterYSize
         self.bands = ds.RasterCount
         # float32 where GDAL casts (GeoTiffWriter._gdal_casts): a cell of either type fits exactly
-        self.dtype = np.float32 if not factors and writer.nodata is None else writer.dtype
+        self.dtype = np.float32 if writer._rounds_in_gdal(bool(factors)) else writer.dtype
         self.rows = BLOCK * max(1, (factors[-1] if factors else 1) // BLOCK)  # halves evenly at every level
         self.pending: dict[int, list] = {}  # strip index -> [data, valid, pixels filled]
         self.next = 0

@@ -97,3 +97,28 @@ def test_the_engine_runs_the_steps_after_the_network_on_the_writer_thread(landsa
     np.testing.assert_array_equal(run(True), run(False))
     assert any(name.startswith("pansharpen-write") for name in threads)
     assert threading.main_thread().name in threads  # the run without threads
+
+
+def test_disjoint_tiles_skip_the_blender_with_the_same_image(landsat, monkeypatch):
+    """Issue 18: with no overlap every tile is one cell, so the engine hands it to the
+    sink without the blending stack, for scene-normalised (deep) tiles as for classical
+    ones; the image equals the blender's."""
+    from diffusion_pansharpening.engine import tiling
+    from diffusion_pansharpening.engine.streaming import ArraySource, run_tiled
+
+    method = prepare("e2e", ratio=2, bands=4, sensor="LANDSAT8", weights=E2E, device="cpu", half=False)
+    pan, ms = landsat.pan[:160, :160].astype(np.float32), landsat.ms[:, :80, :80].astype(np.float32)
+
+    def run():
+        out = np.zeros((4, 160, 160), np.float32)
+
+        def sink(y0, x0, values, valid):
+            out[:, y0:y0 + values.shape[1], x0:x0 + values.shape[2]] = values
+        run_tiled(ArraySource(pan, ms, 2, scale=landsat.scale), method, 160, 160, sink, tile=96,
+                  overlap=0, threads=False)
+        return out
+
+    assert tiling.TileGrid(160, 160, 96, 0).disjoint
+    fast = run()
+    monkeypatch.setattr(tiling.TileGrid, "disjoint", property(lambda self: False))
+    np.testing.assert_array_equal(fast, run())
