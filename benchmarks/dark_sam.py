@@ -1,0 +1,114 @@
+"""Where the deep methods lose SAM to brovey, and what pulling their spectra toward the MS's does.
+
+    .venv/bin/python benchmarks/dark_sam.py --family vhr4 --scene spacenet6 [--arch fose]
+        [--work .build/loso] [--thetas 20,10,5] [--dark 100,25,10]
+
+On the left-out scene's reduced-resolution inputs (Wald, 11-bit and the 8-bit product,
+outputs as stored; the fold's weights from ``generalisation.py --train``):
+
+1. the per-pixel spectral angle to the reference of ``--arch`` (what ``sharpen`` writes at
+   the anchor share 0.5), of brovey and of the upsampled MS ("lms", whose angle brovey
+   keeps), averaged by brightness band of the reference (its band mean, cut at the
+   10/25/50/75 % quantiles);
+2. the same output with its spectrum clamped to at most THETA degrees from the upsampled
+   MS's (the part orthogonal to the MS's spectrum shortened, the part along it kept),
+   in every pixel or only in the darkest DARK % of the upsampled MS's intensity, scored
+   with Q2n, SAM, ERGAS and SCC. Not in the engine: docs/quality.md says why.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import generalisation as g  # noqa: E402
+
+from diffusion_pansharpening.engine import quality  # noqa: E402
+from diffusion_pansharpening.engine.evaluate import Pair, sharpen_arrays  # noqa: E402
+from diffusion_pansharpening.engine.mtf import wald_degrade  # noqa: E402
+
+QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
+
+
+def angles(fused: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Per-pixel spectral angle in degrees (NaN where either vector is zero)."""
+    norm = np.sqrt((fused * fused).sum(0) * (ref * ref).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = (fused * ref).sum(0) / norm
+    return np.degrees(np.arccos(np.clip(np.where(norm > 0, cos, np.nan), -1, 1)))
+
+
+def clamp(fused: np.ndarray, lms: np.ndarray, theta: float, where: np.ndarray) -> np.ndarray:
+    """``fused`` with its spectrum at most ``theta`` degrees from ``lms``'s, in ``where``."""
+    e2 = np.maximum((lms * lms).sum(0), 1e-12)
+    gain = (fused * lms).sum(0) / e2
+    along = lms * gain
+    across = fused - along
+    limit = np.tan(np.radians(theta)) * np.abs(gain) * np.sqrt(e2)
+    shrink = np.minimum(1.0, limit / np.maximum(np.sqrt((across * across).sum(0)), 1e-12))
+    return along + across * np.where(where, shrink, 1.0)
+
+
+def reduced_inputs(data):
+    """(reduced-resolution input, reference) pairs of a scene part (a Pair or ready patches)."""
+    if isinstance(data, Pair):
+        r, unit = data.ratio, data.ratio ** 2
+        h, w = (n // unit * unit for n in data.pan.shape)
+        pair = Pair(data.pan[:h, :w], data.ms[:, :h // r, :w // r], r, data.scale, data.sensor)
+        pan_lr, ms_lr = wald_degrade(pair.pan, pair.ms, r, pair.sensor)
+        return [(Pair(pan_lr.astype(np.float32), ms_lr.astype(np.float32), r, pair.scale, pair.sensor), pair.ms)]
+    items, r, scale, sensor = data
+    return [(Pair(p, m, r, scale, sensor), ref) for p, m, ref in items]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--family", default="vhr4")
+    p.add_argument("--scene", default="spacenet6")
+    p.add_argument("--arch", default="fose")
+    p.add_argument("--work", default=str(g.ROOT / ".build" / "loso"))
+    p.add_argument("--thetas", default="20,10,5")
+    p.add_argument("--dark", default="100,25,10")
+    args = p.parse_args(argv)
+    weights = g.fold_weights(args.family, args.scene, Path(args.work), "cpu", False)
+    if weights is None:
+        raise SystemExit(f"{args.family} without {args.scene}: not trained (generalisation.py --train)")
+    thetas = [float(t) for t in args.thetas.split(",")]
+    darks = [float(d) for d in args.dark.split(",")]
+    for label, item in g.test_items(args.family, args.scene):
+        for bits in ("11", "8"):
+            data = item if bits == "11" else g.as_8bit(item)
+            by_band, scores = {}, {}
+            for pair, ref in reduced_inputs(data):
+                run = lambda m, w=None: g.as_stored(sharpen_arrays(pair, m, weights=w, device="cpu"), bits)
+                deep = sharpen_arrays(pair, args.arch, weights=weights[args.arch], device="cpu")
+                lms = sharpen_arrays(pair, "lms")
+                bright = ref.mean(0)
+                cuts = np.quantile(bright, QUANTILES)
+                for name, fused in ((args.arch, g.as_stored(deep, bits)), ("brovey", run("brovey")), ("lms", run("lms"))):
+                    a = angles(fused, ref)
+                    by_band.setdefault(name, []).append(
+                        [np.nanmean(a)] + [np.nanmean(a[(bright >= lo) & (bright <= hi)]) for lo, hi in zip(cuts[:-1], cuts[1:])])
+                intensity = lms.mean(0)
+                variants = {"as written": g.as_stored(deep, bits), "brovey": run("brovey")}
+                for d in darks:
+                    where = intensity <= np.percentile(intensity, d)
+                    for t in thetas:
+                        variants[f"clamp {t:g} deg, darkest {d:g} %"] = g.as_stored(clamp(deep, lms, t, where), bits)
+                for name, fused in variants.items():
+                    scores.setdefault(name, []).append(quality.reduced_indices(fused, ref, pair.ratio))
+            print(f"\n{args.family} without {args.scene}: {label}, {bits}-bit, reduced resolution, {args.arch}")
+            print("| output | SAM | darkest 10 % | 10-25 % | 25-50 % | 50-75 % | brightest 25 % |\n|---|---:|---:|---:|---:|---:|---:|")
+            for name, rows in by_band.items():
+                print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in np.mean(rows, axis=0)) + " |")
+            print("\n| output | Q2n | SAM | ERGAS | SCC |\n|---|---:|---:|---:|---:|")
+            for name, rows in scores.items():
+                print(f"| {name} | " + " | ".join(f"{np.mean([s[k] for s in rows]):.4f}" for k in g.REDUCED) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
