@@ -101,12 +101,28 @@ def test_auto_checks_the_deep_model_and_takes_the_classical_method_that_beats_it
     assert set(scores) == {"fose", "gsa", "mtf-glp-hpm"}
     assert float(scores[result.method]) == max(map(float, scores.values())) > float(scores["fose"])
     assert checked.endswith(f"using {result.method}.") and result.reason.endswith(checked)
+    hqnr = dict(re.findall(r"([\w-]+): ([0-9.]+)", checked.split("HQNR at its own scale ")[1]))
+    assert float(hqnr[result.method]) >= float(hqnr["fose"])  # it wins at the sample's own scale too
 
     messages.clear()
     result = sharpen(SharpenRequest(*sample_paths, str(tmp_path / "fose.tif"), method="fose", device="cpu",
                                     consistent=False), log=messages.append)
     assert result.method == "fose"
     assert any(m.startswith("Warning: ") and "running fose as asked" in m for m in messages)
+
+
+def test_a_classical_method_replaces_the_deep_model_only_if_it_also_wins_at_full_resolution():
+    """The Q2n test at reduced resolution picks the classical method; HQNR on the sample
+    as it is (``guard.confirm_at_full``) must agree, or the deep model stays."""
+    from diffusion_pansharpening.engine import guard
+
+    verdict = guard.Verdict("fose", "w.safetensors", {"fose": {"Q2n": 0.870}, "gsa": {"Q2n": 0.872}})
+    assert verdict.best == "gsa" and verdict.loses("fose")
+    verdict.full = {"fose": 0.909, "gsa": 0.749}
+    assert not verdict.loses("fose")
+    verdict.full = {"fose": 0.700, "gsa": 0.749}
+    assert verdict.loses("fose")
+    assert verdict.summary().endswith("HQNR at its own scale fose: 0.700, gsa: 0.749")
 
 
 def test_a_shipped_model_that_wins_the_check_runs(sample_paths):
