@@ -33,14 +33,6 @@ from diffusion_pansharpening.engine.mtf import wald_degrade  # noqa: E402
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 
 
-def angles(fused: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Per-pixel spectral angle in degrees (NaN where either vector is zero)."""
-    norm = np.sqrt((fused * fused).sum(0) * (ref * ref).sum(0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = (fused * ref).sum(0) / norm
-    return np.degrees(np.arccos(np.clip(np.where(norm > 0, cos, np.nan), -1, 1)))
-
-
 def clamp(fused: np.ndarray, lms: np.ndarray, theta: float, where: np.ndarray) -> np.ndarray:
     """``fused`` with its spectrum at most ``theta`` degrees from ``lms``'s, in ``where``."""
     e2 = np.maximum((lms * lms).sum(0), 1e-12)
@@ -89,7 +81,7 @@ def main(argv=None) -> int:
                 bright = ref.mean(0)
                 cuts = np.quantile(bright, QUANTILES)
                 for name, fused in ((args.arch, g.as_stored(deep, bits)), ("brovey", run("brovey")), ("lms", run("lms"))):
-                    a = angles(fused, ref)
+                    a = quality.spectral_angles(fused, ref)
                     by_band.setdefault(name, []).append(
                         [np.nanmean(a)] + [np.nanmean(a[(bright >= lo) & (bright <= hi)]) for lo, hi in zip(cuts[:-1], cuts[1:])])
                 intensity = lms.mean(0)

@@ -191,17 +191,16 @@ def check(pair, method: str, weights: str | None, *, device: str = "auto", half:
 def confirm_at_full(sample: Pair, candidates: dict[str, str | None], share: float | None, *,
                     anchor: float | None = ANCHOR, **options) -> dict[str, float]:
     """HQNR of each candidate (name -> weights or None) sharpening the sample as it is
-    (the deep model at ``share``, the one the Q2n test chose, else at ``anchor``), its
-    values below zero cut as storing cuts them where the MS has none."""
+    (the deep model at ``share``, the one the Q2n test chose, or at the fixed ``anchor``),
+    its values below zero cut as storing cuts them where the MS has none."""
     from . import quality
 
-    share = share if share is not None else (ANCHOR if anchor is None else anchor)
+    share = anchor if share is None else share
     border = min(FULL_BORDER, min(sample.pan.shape) // 8)
+    floor = 0.0 if (sample.ms >= 0).all() else -np.inf
     scores = {}
     for name, weights in candidates.items():
-        fused = sharpen_arrays(sample, name, weights=weights, anchor=share, **options)
-        if (sample.ms >= 0).all():
-            fused = np.maximum(fused, 0)
+        fused = np.maximum(sharpen_arrays(sample, name, weights=weights, anchor=share, **options), floor)
         scores[name] = quality.full_indices(fused, sample.pan, sample.ms, sample.ratio, sample.sensor,
                                             border=border)["HQNR"]
     return scores
@@ -218,6 +217,6 @@ def judge(sample: Pair, method: str, weights: str | None, **options) -> Verdict:
     if verdict.loses(method):
         verdict.full = confirm_at_full(sample, {method: weights, verdict.best: None},
                                        verdict.anchor, **options)
-    if verdict.loses(method):
-        verdict.method, verdict.weights = verdict.best, None
+        if verdict.loses(method):
+            verdict.method, verdict.weights = verdict.best, None
     return verdict

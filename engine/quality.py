@@ -89,20 +89,28 @@ def _ratio_of(fused: np.ndarray, ms: np.ndarray) -> int:
 
 
 # ---------------------------------------------------- reduced-resolution indices
-def sam(fused, reference) -> float:
-    """Spectral Angle Mapper in degrees (toolbox ``SAM.m``).
-
-    Mean over pixels of arccos(<f, r> / (|f| |r|)); pixels where |f| |r| = 0 are
-    excluded from the mean, as the toolbox does. Ideal 0.
-    """
+def spectral_angles(fused, reference) -> np.ndarray:
+    """Per-pixel spectral angle in degrees, arccos(<f, r> / (|f| |r|)); NaN where
+    |f| |r| = 0 (undefined)."""
     fused, reference = _pair(fused, reference)
     dot = np.einsum("bhw,bhw->hw", fused, reference)
     norms = np.sqrt(np.einsum("bhw,bhw->hw", fused, fused) * np.einsum("bhw,bhw->hw", reference, reference))
     valid = norms > 0
-    if not np.any(valid):
+    angles = np.full(norms.shape, np.nan)
+    angles[valid] = np.degrees(np.arccos(np.clip(dot[valid] / norms[valid], -1.0, 1.0)))
+    return angles
+
+
+def sam(fused, reference) -> float:
+    """Spectral Angle Mapper in degrees (toolbox ``SAM.m``).
+
+    Mean over pixels of ``spectral_angles``; pixels where |f| |r| = 0 are excluded from
+    the mean, as the toolbox does. Ideal 0.
+    """
+    angles = spectral_angles(fused, reference)
+    if np.isnan(angles).all():
         raise PansharpenError("SAM is undefined: every pixel of the images is zero")
-    cosine = np.clip(dot[valid] / norms[valid], -1.0, 1.0)
-    return float(np.degrees(np.mean(np.arccos(cosine))))
+    return float(np.nanmean(angles))
 
 
 def ergas(fused, reference, ratio: int) -> float:
