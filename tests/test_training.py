@@ -16,6 +16,7 @@ from conftest import shared_file
 from diffusion_pansharpening.engine.errors import PansharpenError
 from diffusion_pansharpening.training import datasets as ds
 from diffusion_pansharpening.training.config import StageConfig, load_config, stage_settings
+from diffusion_pansharpening.training.losses import fidelity, spectral_angle
 from diffusion_pansharpening.training.trainer import (
     CHECKPOINT, BatchPlan, Dist, Stage, load_checkpoint, train_stage, warmup_cosine)
 
@@ -171,12 +172,12 @@ def test_warmup_cosine_schedule_values():
     assert f(110) == pytest.approx(0.1)
 
 
-def _e2e_stage(seed=0):
+def _e2e_stage(seed=0, sam_weight=0.0):
     from diffusion_pansharpening.engine.models.fose import E2ENet, FoseConfig
 
     torch.manual_seed(seed)
     net = E2ENet(FoseConfig.tiny(bands=8))
-    loss = lambda b: (net(b["pan"], b["lms"], b["ms"]) - b["gt"]).abs().mean()
+    loss = lambda b: fidelity(net(b["pan"], b["lms"], b["ms"]), b, sam_weight)
     return Stage("test-e2e", net, loss, predict=lambda b: net(b["pan"], b["lms"], b["ms"]))
 
 
@@ -278,3 +279,40 @@ def test_auto_resume_starts_afresh_without_a_checkpoint_and_continues_with_one(w
     assert auto.losses == plain.losses
     again = train_stage(_e2e_stage(), train, None, cfg, tmp_path / "b", resume="auto", progress=False)
     assert again.step == 4 and again.losses == []  # finished: nothing left to train
+
+
+# ---------------------------------------------------------------- the spectral-angle term
+
+def test_spectral_angles_are_taken_about_the_patch_radiometric_zero(wv3):
+    from diffusion_pansharpening.engine.quality import sam
+
+    train, _ = wv3
+    scened = ds.apply_scene_normalisation(train.subset(slice(0, 4)), kind="scene")
+    zero = scened.zeros()
+    # radiometric 0 maps to the zero, so the patches' own SAM index is the loss's angle
+    np.testing.assert_allclose(scened.norm.denormalise_ms(zero.numpy()), 0, atol=1e-6)
+    b = scened.batch(torch.arange(4))
+    loss_deg = float(spectral_angle(b["lms"], b["gt"], b["zero"])) * 180 / np.pi
+    index = np.mean([sam(scened.norm.denormalise_ms(l.numpy()), scened.norm.denormalise_ms(g.numpy()))
+                     for l, g in zip(b["lms"], b["gt"])])
+    assert abs(loss_deg - index) < 0.05 * index
+    # about the normalised origin the angles are different ones
+    assert abs(float(spectral_angle(b["lms"], b["gt"])) * 180 / np.pi - index) > 0.2 * index
+    # a spectrum scaled about the zero keeps its angle; concat keeps each part's zero
+    scaled = zero + 1.7 * (b["gt"] - zero)
+    assert float(spectral_angle(scaled, b["gt"], b["zero"])) < 2e-3
+    both = ds.concat([train.subset(slice(0, 2)), scened])
+    assert torch.equal(both.zeros()[:2], torch.zeros(2, train.bands, 1, 1))
+    assert torch.equal(both.zeros()[2:], zero)
+
+
+def test_the_spectral_angle_term_lowers_the_angle_that_training_reaches(wv3, tmp_path):
+    train, val = wv3
+    angles = {}
+    for weight in (0.0, 1.0):
+        stage = _e2e_stage(sam_weight=weight)
+        train_stage(stage, train, val, TINY, tmp_path / str(weight), seed=0, progress=False)
+        b = val.batch(torch.arange(len(val)))
+        with torch.no_grad():
+            angles[weight] = float(spectral_angle(stage.predict(b), b["gt"]))
+    assert angles[1.0] < angles[0.0]

@@ -50,6 +50,7 @@ class StageConfig:
     sample_steps: int = 50  # Fose teacher's DDIM steps: stage-1 validation, stage-2 target
     cache_teacher: bool = False  # Fose stage 2: precompute the teacher's outputs
     loss_weight: float = 1.0  # extra loss weight (Fose stage 2 L1, KSDiff lambda)
+    sam_weight: float = 0.0  # weight of the spectral angle beside each L1 to the ground truth
 
 
 def stage_config(table: dict) -> StageConfig:

@@ -55,6 +55,7 @@ class PatchSet:
     sensor: str | None = None
     source: str = ""
     norm: object | None = None  # engine.radiometry.SceneNormalisation of values / scale
+    zero: torch.Tensor | None = None  # (N, B, 1, 1) where radiometric 0 lies; None: at 0
 
     def __len__(self) -> int:
         return int(self.pan.shape[0])
@@ -66,7 +67,14 @@ class PatchSet:
     def subset(self, index: Sequence[int] | slice) -> "PatchSet":
         pick = (lambda a: None if a is None else a[index])
         return PatchSet(pick(self.gt), pick(self.lms), pick(self.ms), pick(self.pan),
-                        self.scale, self.ratio, self.sensor, self.source, self.norm)
+                        self.scale, self.ratio, self.sensor, self.source, self.norm, pick(self.zero))
+
+    def zeros(self) -> torch.Tensor:
+        """(N, B, 1, 1): each patch's normalised value of radiometric zero, the origin of
+        its spectral angles (a scene normalisation shifts it away from 0)."""
+        if self.zero is not None:
+            return self.zero
+        return torch.zeros(len(self), self.bands, 1, 1)
 
     def batch(self, index: torch.Tensor, ops: torch.Tensor | None = None) -> dict:
         """Stack the patches ``index``; ``ops`` (same length, 0..7) picks the dihedral
@@ -80,6 +88,8 @@ class PatchSet:
             if ops is not None:
                 items = torch.stack([dihedral(x, int(k)) for x, k in zip(items, ops)])
             out[name] = items
+        if self.zero is not None:
+            out["zero"] = self.zero[index]
         return out
 
 
@@ -170,7 +180,8 @@ def rewald_patches(patches: PatchSet) -> PatchSet:
     lms = np.stack([upsample(m, patches.ratio) for m in ms])
     f = lambda a: torch.from_numpy(a.astype(np.float32))
     return PatchSet(patches.gt, f(lms), f(ms), patches.pan, patches.scale, patches.ratio,
-                    patches.sensor, f"{patches.source} (MS degraded again from gt)", patches.norm)
+                    patches.sensor, f"{patches.source} (MS degraded again from gt)", patches.norm,
+                    patches.zero)
 
 
 # ---------------------------------------------------------------- real pairs
@@ -303,9 +314,10 @@ def apply_scene_normalisation(patches: PatchSet, norm=None, kind: str = "scene")
         ms = np.moveaxis(patches.ms.numpy(), 1, 0).reshape(patches.bands, len(patches), -1)
         norm = SceneNormalisation.from_arrays(pan.reshape(len(patches), -1), ms, kind=kind)
     ms_map = lambda t: None if t is None else torch.from_numpy(norm.normalise_ms(t.numpy()))
+    zero = ms_map(torch.zeros(patches.bands, 1, 1)).expand(len(patches), -1, -1, -1).contiguous()
     return PatchSet(ms_map(patches.gt), ms_map(patches.lms), ms_map(patches.ms),
                     torch.from_numpy(norm.normalise_pan(patches.pan.numpy())),
-                    patches.scale, patches.ratio, patches.sensor, patches.source, norm)
+                    patches.scale, patches.ratio, patches.sensor, patches.source, norm, zero)
 
 
 def concat(sets: Sequence[PatchSet]) -> PatchSet:
@@ -319,7 +331,8 @@ def concat(sets: Sequence[PatchSet]) -> PatchSet:
     cat = lambda name: (None if any(getattr(p, name) is None for p in sets)
                         else torch.cat([getattr(p, name) for p in sets]))
     return PatchSet(cat("gt"), cat("lms"), cat("ms"), cat("pan"), first.scale, first.ratio,
-                    first.sensor, " + ".join(p.source for p in sets))
+                    first.sensor, " + ".join(p.source for p in sets),
+                    zero=torch.cat([p.zeros() for p in sets]))
 
 
 def region_split(scene: ScenePair, val_fraction: float = 0.2, patch: int = 64,

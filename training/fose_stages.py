@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine.models.fose import E2ENet, Fose, FoseConfig, OneStepStudent, ResidualDenoiser
+from .losses import fidelity
 from .run import Run, freeze, load_model, save_model, seeded
 from .trainer import Stage, StageResult, seed_of, validate
 
@@ -151,7 +152,7 @@ def stage2(run: Run) -> StageResult:
                                                  steps=cfg.sample_steps, noise=noise)
         r, _ = student.predict(b["pan"], b["lms"], b["ms"], noise=noise)
         return (F.l1_loss(r, target)
-                + cfg.loss_weight * F.l1_loss(r, b["gt"] - b["lms"]))
+                + cfg.loss_weight * fidelity(r + b["lms"], b, cfg.sam_weight))
 
     module = nn.ModuleDict({"student": student, "teacher": teacher})
     predict = lambda b: student(b["pan"], b["lms"], b["ms"], generator=seeded(mcfg.seed))
@@ -176,7 +177,7 @@ def stage3(run: Run) -> StageResult:
     torch.manual_seed(run.seed)
     e2e = E2ENet(mcfg)
     forward = lambda b: e2e(b["pan"], b["lms"], b["ms"])
-    loss = lambda b: F.l1_loss(forward(b), b["gt"])
+    loss = lambda b: fidelity(forward(b), b, run.settings("fose", 3).sam_weight)
     result = run.run_stage(Stage("fose-3", e2e, loss, forward), "fose", 3)
     if _finished(run, result, 3):
         save_model(run, "e2e", "e2e", e2e, result.validation)
@@ -194,9 +195,11 @@ def stage4(run: Run) -> StageResult:
     fose.e2e.load_state_dict(load_model(run, "e2e", "e2e").state_dict())
     freeze(fose.student), freeze(fose.e2e)
 
+    sam_weight = run.settings("fose", 4).sam_weight
+
     def loss(b):
         noise = b.randn(*b["lms"].shape[1:])
-        return F.l1_loss(fose(b["pan"], b["lms"], b["ms"], noise=noise), b["gt"])
+        return fidelity(fose(b["pan"], b["lms"], b["ms"], noise=noise), b, sam_weight)
 
     predict = lambda b: fose(b["pan"], b["lms"], b["ms"], generator=seeded(mcfg.seed))
     result = run.run_stage(Stage("fose-4", fose, loss, predict), "fose", 4)

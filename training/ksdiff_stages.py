@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.models.ksdiff import KSDiff, KSDiffConfig
+from .losses import fidelity
 from .run import Run, freeze, load_model, save_model, seeded
 from .trainer import Stage, StageResult
 
@@ -32,21 +33,22 @@ def stage1(run: Run) -> StageResult:
     model = KSDiff(ksdiff_config(run))
     freeze(model.plfe2), freeze(model.denoiser)
     forward = lambda b: model(b["pan"], b["lms"], b["ms"], hrms=b["gt"])
-    loss = lambda b: F.l1_loss(forward(b), b["gt"])
+    loss = lambda b: fidelity(forward(b), b, run.settings("ksdiff", 1).sam_weight)
     result = run.run_stage(Stage("ksdiff-1", model, loss, forward), "ksdiff", 1)
     if result.step >= run.settings("ksdiff", 1).steps:
         save_model(run, "ksdiff-stage1", "ksdiff", model, result.validation)
     return result
 
 
-def stage2_loss(model: KSDiff, b, steps: int, weight: float) -> torch.Tensor:
-    """|z0 - z_hat0|_1 + weight |HRMS - H2|_1 (module doc, stage 2)."""
+def stage2_loss(model: KSDiff, b, steps: int, weight: float, sam_weight: float = 0.0) -> torch.Tensor:
+    """|z0 - z_hat0|_1 + weight |HRMS - H2|_1 (module doc, stage 2; with the spectral
+    angle of ``training.losses.fidelity``)."""
     with torch.no_grad():
         z0 = model.encode_prior(b["pan"], b["lms"], b["gt"])
     noise = b.randn(*z0.shape[1:])
     z_hat = model.sample_prior(model.condition(b["pan"], b["lms"]), steps=steps, noise=noise)
     h2 = model.reconstruct(b["pan"], b["lms"], z_hat)
-    return F.l1_loss(z_hat, z0) + weight * F.l1_loss(h2, b["gt"])
+    return F.l1_loss(z_hat, z0) + weight * fidelity(h2, b, sam_weight)
 
 
 def stage2(run: Run) -> StageResult:
@@ -58,7 +60,7 @@ def stage2(run: Run) -> StageResult:
     for part in (model.plfe2, model.denoiser):
         part.requires_grad_(True)
     steps = model.config.sample_steps
-    loss = lambda b: stage2_loss(model, b, steps, cfg.loss_weight)
+    loss = lambda b: stage2_loss(model, b, steps, cfg.loss_weight, cfg.sam_weight)
     predict = lambda b: model(b["pan"], b["lms"], b["ms"], generator=seeded(model.config.seed))
     result = run.run_stage(Stage("ksdiff-2", model, loss, predict), "ksdiff", 2)
     if result.step >= cfg.steps:

@@ -162,7 +162,23 @@ def loso_section(family: str, arch: str, path: Path = GENERALISATION) -> list[st
         lines.append(f"| {r['scene']} ({r['part']}) | {r['bits']} | {red[arch]['Q2n']:.4f} | {red[arch]['SAM']:.3f} | "
                      f"{red[arch]['ERGAS']:.3f} | {hq} | {best(red, 'Q2n', True):.4f} / {best(red, 'SAM', False):.3f} / "
                      f"{best(red, 'ERGAS', False):.3f} / {hq_best} |")
-    return lines + [""]
+    return lines + [""] + (stage_ratio_lines(rows) if arch == "fose" else [])
+
+
+def stage_ratio_lines(rows: list[dict]) -> list[str]:
+    """Fose against its parts on the left-out inputs (networks alone after the projection):
+    how often the ensemble beats both dm1 and e2e, Q2n at reduced and HQNR at full resolution."""
+    parts = ("dm1", "e2e net", "fose net")
+    pairs = [tuple(table[m][k] for m in parts) for r in rows
+             for table, k in ((r["scores"]["reduced"], "Q2n"), (r["scores"].get("full", {}), "HQNR"))
+             if all(m in table for m in parts)]
+    if not pairs:
+        return []
+    wins = sum(f > max(d, e) for d, e, f in pairs)
+    gain = max(f - e for _, e, f in pairs)
+    return [f"Against its parts on the same inputs (networks alone, Q2n at reduced and HQNR at full "
+            f"resolution): the ensemble beats both dm1 and e2e in {wins} of {len(pairs)}, and at most by "
+            f"{gain:.4f} over e2e; see 'Fose's stage ratios' in docs/quality.md.", ""]
 
 
 def picture(images: dict, rgb: tuple[int, int, int], path: Path, window: int = 256) -> Path:
