@@ -176,8 +176,9 @@ def stage3(run: Run) -> StageResult:
     mcfg = fose_config(run)
     torch.manual_seed(run.seed)
     e2e = E2ENet(mcfg)
+    sam_weight = run.settings("fose", 3).sam_weight
     forward = lambda b: e2e(b["pan"], b["lms"], b["ms"])
-    loss = lambda b: fidelity(forward(b), b, run.settings("fose", 3).sam_weight)
+    loss = lambda b: fidelity(forward(b), b, sam_weight)
     result = run.run_stage(Stage("fose-3", e2e, loss, forward), "fose", 3)
     if _finished(run, result, 3):
         save_model(run, "e2e", "e2e", e2e, result.validation)

@@ -32,8 +32,9 @@ def stage1(run: Run) -> StageResult:
     torch.manual_seed(run.seed)
     model = KSDiff(ksdiff_config(run))
     freeze(model.plfe2), freeze(model.denoiser)
+    sam_weight = run.settings("ksdiff", 1).sam_weight
     forward = lambda b: model(b["pan"], b["lms"], b["ms"], hrms=b["gt"])
-    loss = lambda b: fidelity(forward(b), b, run.settings("ksdiff", 1).sam_weight)
+    loss = lambda b: fidelity(forward(b), b, sam_weight)
     result = run.run_stage(Stage("ksdiff-1", model, loss, forward), "ksdiff", 1)
     if result.step >= run.settings("ksdiff", 1).steps:
         save_model(run, "ksdiff-stage1", "ksdiff", model, result.validation)
