@@ -50,7 +50,7 @@ from diffusion_pansharpening.engine import guard, quality  # noqa: E402
 from diffusion_pansharpening.engine.anchor import ANCHOR  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import FULL_BORDER, Pair, sharpen_arrays  # noqa: E402
 from diffusion_pansharpening.engine.mtf import wald_degrade  # noqa: E402
-from diffusion_pansharpening.training.recipes import heldout, scenes  # noqa: E402
+from diffusion_pansharpening.training.recipes import cards, heldout, scenes  # noqa: E402
 from diffusion_pansharpening.training.recipes import run as recipe  # noqa: E402
 
 DEEP = ("fose", "ksdiff", "e2e", "dm1")
@@ -461,7 +461,7 @@ def stage_ratios(results: list[dict]) -> list[str]:
     """Fose's stage ratios on the left-out inputs (issue 17): does the distilled student
     ``dm1`` beat the teacher sampled in one naive step, and does Fose beat its parts (all
     networks alone, after the projection)? Q2n at reduced resolution, HQNR at full."""
-    parts = ("dm50 1-step", "dm1", "e2e net", "fose net")
+    parts = cards.STAGE_PARTS
     lines = ["", "## Fose's stage ratios on the left-out inputs", "",
              "The networks alone after the consistency projection (no classical anchor): `dm50 1-step` is "
              "the teacher sampled in one DDIM step, the naive baseline the distilled student `dm1` must "
@@ -469,17 +469,12 @@ def stage_ratios(results: list[dict]) -> list[str]:
              "| family | scene | bits | index | " + " | ".join(parts) + " | dm1 > 1-step | fose > parts |",
              "|---|---|---|---|" + "---:|" * len(parts) + "---|---|"]
     student = ensemble = total = 0
-    for res in sorted(results, key=report_order):
-        for protocol, k in (("reduced", "Q2n"), ("full", "HQNR")):
-            rows = res["scores"].get(protocol, {})
-            if not all(m in rows for m in parts):
-                continue
-            v = {m: rows[m][k] for m in parts}
-            s_win, e_win = v["dm1"] > v["dm50 1-step"], v["fose net"] > max(v["dm1"], v["e2e net"])
-            student, ensemble, total = student + s_win, ensemble + e_win, total + 1
-            lines.append(f"| {res['family']} | {res['scene']} {res['part']} | {res['bits']} | {k} | "
-                         + " | ".join(f"{v[m]:.4f}" for m in parts)
-                         + f" | {'yes' if s_win else 'no'} | {'yes' if e_win else 'no'} |")
+    for res, k, v in cards.stage_ratio_values(sorted(results, key=report_order)):
+        s_win, e_win = v["dm1"] > v["dm50 1-step"], v["fose net"] > max(v["dm1"], v["e2e net"])
+        student, ensemble, total = student + s_win, ensemble + e_win, total + 1
+        lines.append(f"| {res['family']} | {res['scene']} {res['part']} | {res['bits']} | {k} | "
+                     + " | ".join(f"{v[m]:.4f}" for m in parts)
+                     + f" | {'yes' if s_win else 'no'} | {'yes' if e_win else 'no'} |")
     return lines + ["", f"dm1 beats the one-step teacher in {student} of {total}; fose beats both its parts "
                         f"in {ensemble} of {total}."]
 

@@ -19,10 +19,9 @@ def spectral_angle(pred: torch.Tensor, gt: torch.Tensor, zero: torch.Tensor | No
     (N, B, 1, 1); pixels whose reference spectrum is zero do not count."""
     if zero is not None:
         pred, gt = pred - zero, gt - zero
-    dot = (pred * gt).sum(1)
-    norms = pred.norm(dim=1) * gt.norm(dim=1)
-    valid = gt.norm(dim=1) > eps
-    cos = (dot / norms.clamp_min(eps)).clamp(-1 + 1e-6, 1 - 1e-6)
+    gt_norm = gt.norm(dim=1)
+    valid = gt_norm > eps
+    cos = ((pred * gt).sum(1) / (pred.norm(dim=1) * gt_norm).clamp_min(eps)).clamp(-1 + 1e-6, 1 - 1e-6)
     angles = torch.acos(cos)
     return angles[valid].mean() if bool(valid.any()) else angles.sum() * 0
 
