@@ -4,12 +4,13 @@ Runs ``pansharpen sharpen PAN MS OUT --method M --full-precision --no-check`` on
 Landsat-8 scene upsampled to N x N PAN (``inputs.landsat_scene``), every method with
 every backend (``DIFFUSION_PANSHARPENING_BACKEND``) once per round, rounds alternating,
 and prints the median whole-process seconds, MP/s, the speed-up of each backend over
-eager PyTorch and the fose / e2e time ratio per backend. The host is shared and its
-speed drifts, so only the ratios within one run mean much (docs/performance.md,
-"Deep methods in float32 and against the machine's limit").
+eager PyTorch and the fose / e2e time ratio per backend. A method may name its weights,
+``METHOD@PATH`` (e.g. the former fose beside the shipped one, in the same rounds). The
+host is shared and its speed drifts, so only the ratios within one run mean much
+(docs/performance.md, "Deep methods in float32 and against the machine's limit").
 
     DIFFUSION_PANSHARPENING_THREADS=2 .venv/bin/python benchmarks/float32_backends.py \
-        [--size 2048] [--methods fose,e2e] [--backends torch,onnxruntime] [--rounds 2]
+        [--size 2048] [--methods fose,e2e,fose@OLD.safetensors] [--backends torch,onnxruntime] [--rounds 2]
 """
 from __future__ import annotations
 
@@ -46,9 +47,11 @@ def main(argv=None) -> int:
         for rnd in range(args.rounds):
             for method in methods:
                 for backend in backends:
-                    out = Path(tmp) / f"{method}-{backend}.tif"
-                    cmd = [str(CLI), "sharpen", scene.pan, scene.ms, str(out), "--method", method, "--no-check",
+                    name, _, weights = method.partition("@")
+                    out = Path(tmp) / f"{name}-{backend}.tif"
+                    cmd = [str(CLI), "sharpen", scene.pan, scene.ms, str(out), "--method", name, "--no-check",
                            "--overwrite"] + (["--full-precision"] if args.precision == "float32" else [])
+                    cmd += ["--weights", weights] if weights else []
                     env = dict(os.environ, DIFFUSION_PANSHARPENING_BACKEND=backend)
                     start = time.perf_counter()
                     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -65,9 +68,11 @@ def main(argv=None) -> int:
         gain = f"{ref / s:.2f}" if ref else "-"
         print(f"| {method} | {backend} | {s:.1f} | {mp / s:.3f} | {gain} | "
               f"{', '.join(f'{x:.1f}' for x in times[(method, backend)])} |")
-    if "fose" in methods and "e2e" in methods:
-        for backend in backends:
-            print(f"\nfose / e2e whole-process time, {backend}: {med[('fose', backend)] / med[('e2e', backend)]:.2f}")
+    if "e2e" in methods:
+        for fose in (m for m in methods if m.partition("@")[0] == "fose"):
+            for backend in backends:
+                print(f"\n{fose} / e2e whole-process time, {backend}: "
+                      f"{med[(fose, backend)] / med[('e2e', backend)]:.2f}")
     return 0
 
 
