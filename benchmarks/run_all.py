@@ -139,9 +139,10 @@ def throughput(scenes, methods, args, work: Path, device: str = "auto", prior: l
         for peer in PEERS:
             missing = peer.missing()
             if missing:
-                rows.append({"scene": scene.name, "tool": "peer", "name": peer.name, "label": peer.label,
-                             "pixels": scene.pixels, "note": f"not installed: {', '.join(missing)}"})
-                continue
+                if not any(r["scene"] == scene.name and r["name"] == peer.name for r in prior):
+                    rows.append({"scene": scene.name, "tool": "peer", "name": peer.name, "label": peer.label,
+                                 "pixels": scene.pixels, "note": f"not installed: {', '.join(missing)}"})
+                continue  # (--update: the row measured where it was installed stays)
             job = (lambda peer=peer, scene=scene: peer.run(scene, out, work))
             rows.append(timed_row(scene, "peer", peer.name, peer.label, job, args.repeats, out, args.keep,
                                   args.budget))
@@ -315,7 +316,11 @@ def main(argv: list[str] | None = None) -> int:
             wanted = args.methods.split(",") if args.methods else None
             rerun_keys = {"throughput"} | {key for key, *_ in precision_keys(here)}
 
+            missing_here = {peer.name for peer in PEERS if peer.missing()}
+
             def rerun_row(key: str, row: dict) -> bool:
+                if row["tool"] == "peer" and row["name"] in missing_here:
+                    return False  # not installed on this machine: its earlier row stays
                 return (key in rerun_keys and row["scene"] in args.scenes
                         and (wanted is None or row["tool"] != "ours" or row["name"] in wanted))
             for key in (k for k in old if k.startswith("throughput")):
