@@ -93,3 +93,25 @@ def test_gdal_peer_output_is_the_same_weighted_brovey_as_ours(quick_run, sample_
     assert np.median(relative) < 0.01
     gihs = read(keep / "sample_gihs.tif")
     assert np.median(np.abs(gihs - ours) / ours) > 10 * np.median(relative)
+
+
+def test_an_update_keeps_the_row_of_a_peer_not_installed_here(quick_run, tmp_path, monkeypatch):
+    """``run_all --update`` on a machine without a peer keeps that peer's row measured
+    elsewhere instead of replacing it with "not installed"."""
+    import dataclasses
+    import json
+
+    results, _, _ = quick_run
+    gdal_row = next(r for r in results["throughput"] if r["name"] == "gdal_pansharpen.py")
+    index = next(i for i, p in enumerate(PEERS) if p.name.startswith("otb BundleToPerfectSensor"))
+    absent = dataclasses.replace(PEERS[index], programs=("no-such-program-anywhere",))
+    monkeypatch.setattr(run_all, "PEERS", [absent if i == index else p for i, p in enumerate(PEERS)])
+    measured = {**gdal_row, "name": absent.name, "label": absent.label}
+    out = tmp_path / "benchmarks.md"
+    earlier = {**results, "throughput": [r for r in results["throughput"] if r["name"] != absent.name] + [measured]}
+    out.with_suffix(".json").write_text(json.dumps(earlier))
+    assert run_all.main(["--quick", "--scenes", "sample", "--sections", "throughput", "--methods", "brovey",
+                         "--update", "--out", str(out)]) == 0
+    rows = [r for r in json.loads(out.with_suffix(".json").read_text())["throughput"] if r["name"] == absent.name]
+    assert rows == [measured]
+    assert absent.label in out.read_text()
