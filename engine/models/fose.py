@@ -18,9 +18,9 @@ E2E net through lightweight ensemble blocks, four stages, 7.42x faster than the 
 Everything else is a project choice, named where it is made:
 - the teacher is a small U-Net (``widths`` per level, ``blocks`` residual blocks per
   level; (6, 12, 24) by default, about 88k parameters: half the channels of round 1's
-  (12, 24, 48) cost the student a quarter of the FLOPs, which brings fose to about twice
-  e2e's time, while fose's held-out scores moved by at most a few 1e-4 Q2n,
-  docs/performance.md "A narrower U-Net") whose blocks are :class:`~.blocks.AdaptiveConv2d` guided by condition
+  (12, 24, 48) cost the student a quarter of the FLOPs and bring fose from 2.5x to 1.7x
+  e2e's time, while fose's held-out Q2n moved by at most 0.0009; docs/performance.md,
+  "A narrower U-Net") whose blocks are :class:`~.blocks.AdaptiveConv2d` guided by condition
   features of PAN + LMS (+ MS on its own grid, nearest-upsampled), with FiLM time
   conditioning; the condition features and the adaptive convolutions' assignments
   (:class:`Condition`) are computed once per image and reused by all 50 steps (they
