@@ -106,7 +106,7 @@ def read_tile(source: Source, tile: Tile, halo: int, scene=None, in_dn: bool = F
     ctx = upsample.context_pixels(r)
     ms_wide, ms_valid_wide = source.read_ms((k0 - ctx, k1 + ctx), (j0 - ctx, j1 + ctx))
     ms_wide = fill_invalid(ms_wide, ms_valid_wide)
-    lms = upsample.upsample(ms_wide, r)[:, ctx * r:-ctx * r, ctx * r:-ctx * r]
+    lms = upsample.upsample_window(ms_wide, r)
     ms = ms_wide[:, ctx:-ctx, ctx:-ctx]
     ms_valid = ms_valid_wide[ctx:-ctx, ctx:-ctx]
     rows = (r * k0 - py, r * k1 - py)

@@ -145,7 +145,14 @@ def interp23tap(ms: np.ndarray, ratio: int) -> np.ndarray:
 
 
 def _separable(image: np.ndarray, kind: str, ratio: int) -> np.ndarray:
-    """Mirror-extend a (bands, h, w) stack, upsample its rows then its columns, crop.
+    """Mirror-extend a (bands, h, w) stack, then :func:`_interpolate` it."""
+    pad = _context(kind, ratio)
+    work = np.pad(image, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
+    return _interpolate(work, kind, ratio, pad)
+
+
+def _interpolate(work: np.ndarray, kind: str, ratio: int, pad: int) -> np.ndarray:
+    """Upsample the rows then the columns of a stack extended by ``pad``; the inner part.
 
     Each 1-D interpolator is linear, so it is applied as one banded matrix
     (:func:`_block_operator`, built from the 1-D definition itself) to blocks of
@@ -153,10 +160,26 @@ def _separable(image: np.ndarray, kind: str, ratio: int) -> np.ndarray:
     pass per tap or stage and the interleaving copies; equal to the definition to
     float32 rounding.
     """
-    pad = _context(kind, ratio)
-    work = np.pad(image, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
     operator = _block_operator(kind, ratio)
     return _apply_along_last(_apply_along_rows(work, operator, ratio, pad), operator, ratio, pad)
+
+
+def upsample_window(window: np.ndarray, ratio: int) -> np.ndarray:
+    """The LMS of a (bands, h, w) MS window without its :func:`context_pixels` border.
+
+    The window already carries its context (the tiled engine reads it, mirrored at the
+    image's edges like :func:`upsample`'s extension), so it is interpolated as it is:
+    no second extension, and no LMS computed for the border only to be cut away
+    (issue 18: a quarter of the work of a 256-row brovey strip). Equal to the same
+    part of ``upsample`` of the whole image.
+    """
+    ratio = _check_ratio(ratio)
+    image, squeeze = _as_stack(window)
+    pad = context_pixels(ratio)
+    if ratio == 1:
+        return _finish(image.copy(), squeeze)
+    kind = "interp23tap" if _is_power_of_two(ratio) else "bicubic"
+    return _finish(_interpolate(image, kind, ratio, pad), squeeze)
 
 
 # Input samples per block: the block's matrix has 2 x context more rows than inputs of
@@ -218,14 +241,24 @@ def _apply_along_rows(x: np.ndarray, operator: np.ndarray, ratio: int, pad: int)
 
 
 def _apply_along_last(x: np.ndarray, operator: np.ndarray, ratio: int, pad: int) -> np.ndarray:
-    """Upsample a (bands, rows, cols + 2 pad) stack along its columns: column block @ M."""
+    """Upsample a (bands, rows, cols + 2 pad) stack along its columns: blocks @ M.
+
+    The overlapping column blocks are first copied side by side (one row of
+    ``_BLOCK + 2 pad`` samples per block), so a single BLAS product writes the whole
+    output in place: block by block, each product's result had to be copied into
+    its columns (issue 18: 0.17 -> 0.09 s of CPU for a 4096 x 4096, 4-band LMS).
+    """
     bands, rows, cols = x.shape
     inner = cols - 2 * pad
+    count = -(-inner // _BLOCK)
     flat = x.reshape(bands * rows, cols)
-    out = np.empty((bands * rows, ratio * inner), np.float32)
-    for lo, hi in _blocks(inner):
-        out[:, ratio * lo : ratio * hi] = flat[:, lo : hi + 2 * pad] @ operator[: hi - lo + 2 * pad, : ratio * (hi - lo)]
-    return out.reshape(bands, rows, ratio * inner)
+    if count * _BLOCK + 2 * pad > cols:  # a last, partial block: zeros beyond it
+        flat = np.pad(flat, ((0, 0), (0, count * _BLOCK + 2 * pad - cols)))
+    step_row, step = flat.strides
+    blocks = np.lib.stride_tricks.as_strided(
+        flat, (flat.shape[0], count, _BLOCK + 2 * pad), (step_row, _BLOCK * step, step))
+    out = np.ascontiguousarray(blocks).reshape(-1, _BLOCK + 2 * pad) @ operator
+    return out.reshape(bands, rows, count * ratio * _BLOCK)[..., : ratio * inner]
 
 
 def bicubic(ms: np.ndarray, ratio: int) -> np.ndarray:

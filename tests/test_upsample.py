@@ -8,7 +8,9 @@ from diffusion_pansharpening.engine.upsample import (
     context_pixels,
     interp23tap,
     upsample,
+    upsample_window,
 )
+from diffusion_pansharpening.engine.arrays import mirror_pad
 
 INTERP23_RATIOS = (2, 4, 8)
 BICUBIC_RATIOS = (2, 3, 4)
@@ -129,6 +131,13 @@ def test_window_with_context_equals_crop_of_whole(ratio):
 
     expected = whole[:, r0 * ratio : r1 * ratio, c0 * ratio : c1 * ratio]
     np.testing.assert_allclose(window(margin), expected, rtol=0, atol=1e-3)
+    # The engine's own call: the window with its context, interpolated as it is.
+    inner = upsample_window(ms[:, r0 - margin : r1 + margin, c0 - margin : c1 + margin], ratio)
+    np.testing.assert_allclose(inner, expected, rtol=0, atol=1e-3)
+    # At the image's edge the context is the mirror image (raster_io's reads).
+    edge = mirror_pad(ms[:, : r1 + margin, c0 - margin : c1 + margin], ((margin, 0), (0, 0)))
+    np.testing.assert_allclose(upsample_window(edge, ratio),
+                               whole[:, : r1 * ratio, c0 * ratio : c1 * ratio], rtol=0, atol=1e-3)
     if ratio in (2, 3):  # at 4 and 8 the farthest taps' products fall below float32 rounding
         assert np.abs(window(margin - 1) - expected).max() > 0.1
 
