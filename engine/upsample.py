@@ -175,11 +175,11 @@ def upsample_window(window: np.ndarray, ratio: int) -> np.ndarray:
     """
     ratio = _check_ratio(ratio)
     image, squeeze = _as_stack(window)
-    pad = context_pixels(ratio)
     if ratio == 1:
         return _finish(image.copy(), squeeze)
     kind = "interp23tap" if _is_power_of_two(ratio) else "bicubic"
-    return _finish(_interpolate(image, kind, ratio, pad), squeeze)
+    lms = _interpolate(image, kind, ratio, context_pixels(ratio))  # may be a view: no copy to make it contiguous
+    return lms[0] if squeeze else lms
 
 
 # Input samples per block: the block's matrix has 2 x context more rows than inputs of
