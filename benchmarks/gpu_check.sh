@@ -2,9 +2,10 @@
 # One check of the deep methods on a machine with an NVIDIA GPU (issue 18), in under
 # five minutes: the CUDA tests, fose / ksdiff / e2e throughput in float16 and float32 on
 # the Landsat-8 scene upsampled to SIZE x SIZE PAN (default 8000), and CUDA against the
-# CPU on one tile; prints markdown tables (docs/benchmarks.md, "GPU").
+# CPU on one tile; prints markdown tables. Saved as docs/gpu_check.md, they become
+# docs/benchmarks.md's section "GPU check" at the next `make bench`:
 #
-#   benchmarks/gpu_check.sh [--size N] [--python PATH] [--dry-run]
+#   benchmarks/gpu_check.sh [--size N] [--python PATH] [--dry-run] | tee docs/gpu_check.md
 #
 # --dry-run: no GPU needed; checks the CPU side (the Python runs on the CPU, a small scene).
 set -euo pipefail
@@ -18,7 +19,7 @@ while [[ $# -gt 0 ]]; do
         --size) SIZE="$2"; shift 2 ;;
         --python) PY="$2"; shift 2 ;;
         --dry-run) DRY=1; shift ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) echo "gpu_check: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done

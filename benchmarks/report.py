@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PLOT_NAME = "benchmarks_tiles.png"
+GPU_CHECK = "gpu_check.md"  # benchmarks/gpu_check.sh's output, saved beside the report where a GPU ran it
 _ON_GPU = ("The same jobs as on the CPU with `--device cuda` (`SharpenRequest.half`: float16 autocast by "
            "default, `--full-precision` for float32).")
 EXTRA_TABLES = (  # results key, title, what the table is
@@ -38,7 +39,21 @@ def write(results: dict, path: Path) -> None:
         parts.append(_qgis(results["qgis"]))
     if "classical" in results:
         parts.append(_classical(results["classical"]))
+    parts.append(_gpu_check(path.parent / GPU_CHECK))
     path.write_text("\n\n".join(parts) + "\n")
+
+
+def _gpu_check(saved: Path) -> str:
+    """What ``benchmarks/gpu_check.sh`` printed on a machine with an NVIDIA GPU (saved as
+    ``GPU_CHECK`` beside the report), or that it has not run on one yet."""
+    title = "## GPU check (`benchmarks/gpu_check.sh`)\n\n"
+    if saved.exists():
+        return (title + f"Its output on a machine with an NVIDIA GPU, as saved in `{saved.name}` "
+                "(`benchmarks/gpu_check.sh | tee " + f"docs/{saved.name}`):\n\n" + saved.read_text().strip())
+    return (title + "It has not run on a GPU yet: no machine with an NVIDIA GPU was at hand. Where one is, "
+            f"`benchmarks/gpu_check.sh | tee docs/{saved.name}` runs the CUDA tests, fose, ksdiff and e2e "
+            "throughput in float16 and float32 on the 8000 x 8000 Landsat-8 scene and CUDA against the CPU "
+            "on one tile in under five minutes; this report then shows its tables here.")
 
 
 def _classical(result: dict) -> str:

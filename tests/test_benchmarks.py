@@ -115,3 +115,16 @@ def test_an_update_keeps_the_row_of_a_peer_not_installed_here(quick_run, tmp_pat
     rows = [r for r in json.loads(out.with_suffix(".json").read_text())["throughput"] if r["name"] == absent.name]
     assert rows == [measured]
     assert absent.label in out.read_text()
+
+
+def test_the_report_says_whether_the_gpu_check_ran(quick_run, tmp_path):
+    """docs/benchmarks.md says the GPU check has not run until its output is saved beside
+    it, then shows that output."""
+    import report
+
+    results, text, _ = quick_run
+    assert "## GPU check" in text and "has not run on a GPU yet" in text
+    (tmp_path / report.GPU_CHECK).write_text("| method | float16 MP/s |\n|---|---:|\n| fose | 12.5 |\n")
+    report.write(results, tmp_path / "benchmarks.md")
+    written = (tmp_path / "benchmarks.md").read_text()
+    assert "| fose | 12.5 |" in written and "has not run" not in written
