@@ -163,6 +163,23 @@ def test_two_processes_together_see_exactly_the_single_process_batch(wv3):
     assert sorted(seen.tolist()) == list(range(80))
 
 
+def test_spectral_jitter_scales_each_band_about_the_radiometric_zero(wv3):
+    """``spectral_jitter``: one gain per patch and band on gt, LMS and MS alike (about the
+    patch's radiometric zero), the PAN untouched, the same gains at the same step."""
+    train, _ = wv3
+    scened = ds.apply_scene_normalisation(train.subset(slice(0, 16)), kind="scene")
+    plain = BatchPlan(scened, 8, seed=3, dist=Dist(0, 1))
+    jittered = BatchPlan(scened, 8, seed=3, dist=Dist(0, 1), jitter=0.2)
+    a, b = plain(5), jittered(5)
+    assert torch.equal(a["pan"], b["pan"])
+    zero = b["zero"]
+    gains = {key: ((b[key] - zero) / (a[key] - zero)).flatten(2).median(dim=2).values for key in ("gt", "lms", "ms")}
+    assert torch.allclose(gains["gt"], gains["lms"], atol=1e-4) and torch.allclose(gains["gt"], gains["ms"], atol=1e-4)
+    assert gains["gt"].min() >= np.exp(-0.2) - 1e-4 and gains["gt"].max() <= np.exp(0.2) + 1e-4
+    assert gains["gt"].std() > 0.03  # they differ between bands and patches
+    assert torch.equal(jittered(5)["gt"], b["gt"]) and not torch.equal(jittered(6)["gt"], plain(6)["gt"])
+
+
 # ---------------------------------------------------------------- the loop
 
 def test_warmup_cosine_schedule_values():

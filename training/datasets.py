@@ -76,9 +76,12 @@ class PatchSet:
             return self.zero
         return torch.zeros(len(self), self.bands, 1, 1)
 
-    def batch(self, index: torch.Tensor, ops: torch.Tensor | None = None) -> dict:
+    def batch(self, index: torch.Tensor, ops: torch.Tensor | None = None,
+              gains: torch.Tensor | None = None) -> dict:
         """Stack the patches ``index``; ``ops`` (same length, 0..7) picks the dihedral
-        transform of each one (None: no augmentation)."""
+        transform of each one (None: no augmentation); ``gains`` (same length, one per
+        band) scale each patch's multispectral arrays about its radiometric zero: the
+        same ground under another sensor's band calibration, the PAN unchanged."""
         out = {}
         for name in ("gt", "lms", "ms", "pan"):
             array = getattr(self, name)
@@ -87,6 +90,9 @@ class PatchSet:
             items = array[index]
             if ops is not None:
                 items = torch.stack([dihedral(x, int(k)) for x, k in zip(items, ops)])
+            if gains is not None and name != "pan":
+                zero = self.zeros()[index]
+                items = zero + gains[:, :, None, None] * (items - zero)
             out[name] = items
         if self.zero is not None:
             out["zero"] = self.zero[index]

@@ -148,7 +148,7 @@ class BatchPlan:
     dropped so every step has a full global batch)."""
 
     def __init__(self, data: PatchSet, batch: int, seed: int, dist: Dist,
-                 augment: bool = True):
+                 augment: bool = True, jitter: float = 0.0):
         if batch % dist.world:
             raise PansharpenError(f"the global batch {batch} must be divisible by the "
                                   f"number of processes {dist.world}")
@@ -156,7 +156,7 @@ class BatchPlan:
             raise PansharpenError(f"{len(data)} training patches are fewer than one "
                                   f"batch of {batch}; lower the batch or add data")
         self.data, self.batch, self.seed, self.dist = data, batch, seed, dist
-        self.augment = augment
+        self.augment, self.jitter = augment, jitter
         self.local = batch // dist.world
         self.steps_per_epoch = len(data) // batch
         self.positions = torch.arange(dist.rank, batch, dist.world)
@@ -173,11 +173,15 @@ class BatchPlan:
     def __call__(self, step: int) -> Batch:
         epoch, j = divmod(step, self.steps_per_epoch)
         index = torch.tensor(self._order_of(epoch)[j * self.local:(j + 1) * self.local])
-        ops = None
+        ops = gains = None
         if self.augment:
             g = torch.Generator().manual_seed(seed_of(self.seed, step, 0))
             ops = torch.randint(0, 8, (self.batch,), generator=g)[self.positions]
-        tensors = {k: v.to(self.dist.device) for k, v in self.data.batch(index, ops).items()}
+            if self.jitter > 0:
+                g = torch.Generator().manual_seed(seed_of(self.seed, step, 1))
+                log_gains = (2 * torch.rand(self.batch, self.data.bands, generator=g) - 1) * self.jitter
+                gains = log_gains.exp()[self.positions]
+        tensors = {k: v.to(self.dist.device) for k, v in self.data.batch(index, ops, gains).items()}
         return Batch(tensors, step, self.seed, self.positions, self.batch, self.dist.device,
                      index, ops)
 
@@ -496,7 +500,7 @@ def train_stage(stage: Stage, train: PatchSet, val: PatchSet | None, cfg: StageC
         start = load_checkpoint(ckpt, module, optimizer, scheduler, scaler, ema, stage.name)
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
 
-    plan = BatchPlan(train, cfg.batch, seed, dist, augment=stage.augment)
+    plan = BatchPlan(train, cfg.batch, seed, dist, augment=stage.augment, jitter=cfg.spectral_jitter)
     log = CsvLog(out_dir / LOG, start, dist.main)
     board = tensorboard_writer(out_dir, dist.main)
     bar = Progress(stage.name, cfg.steps, start, dist.main and progress)
