@@ -82,12 +82,9 @@ def fold_weights(family: str, left_out: str, work: Path, config: str, train: boo
 def train_fold(family: str, left_out: str, folder: Path, config_name: str) -> None:
     """Both pipelines on the family's scenes less ``left_out`` (the recipe's settings)."""
     from diffusion_pansharpening.training import datasets
-    from diffusion_pansharpening.training.config import load_config
 
     rec = recipe.load_recipe(family)
-    data = recipe.data_settings(rec, config_name)
-    config = load_config(config_name)
-    config["data"] = {k: v for k, v in data.items() if k != "extra"}
+    config, data = recipe.training_config(rec, config_name)
     used = [n for n in data["scenes"] if n != left_out]
     parts = [p for n in used for p in scenes.load(n, family)]
     pairs = [p for p in parts if isinstance(p, datasets.ScenePair)]

@@ -116,6 +116,19 @@ def test_leave_out_drops_the_scene_and_names_unknown_ones(tmp_path):
     assert scenes.family_scenes("wv8") == ["wv2", "wv3"]
 
 
+def test_a_recipes_stage_settings_go_on_top_of_the_training_config():
+    from diffusion_pansharpening.training.config import load_config, stage_settings
+    from diffusion_pansharpening.training.recipes import run
+
+    for family, mix in (("vhr4", 0.8), ("wv8", 0.0), ("landsat8", 0.0)):
+        config, data = run.training_config(run.load_recipe(family), "cpu")
+        assert config["data"]["patch"] == data["patch"]
+        assert [stage_settings(config, p, n).pan_mix for p, n in (("fose", 3), ("ksdiff", 1))] == [mix, mix]
+        # every other stage setting is the config file's
+        plain = load_config("cpu")
+        assert stage_settings(config, "fose", 3).steps == stage_settings(plain, "fose", 3).steps
+
+
 def test_generalisation_report_helpers():
     import sys
     from pathlib import Path

@@ -180,6 +180,27 @@ def test_spectral_jitter_scales_each_band_about_the_radiometric_zero(wv3):
     assert torch.equal(jittered(5)["gt"], b["gt"]) and not torch.equal(jittered(6)["gt"], plain(6)["gt"])
 
 
+def test_pan_mix_moves_the_pan_toward_a_band_mix_of_the_truth_and_nothing_else(wv3):
+    """``pan_mix``: the PAN of a patch becomes partly a random mix of its truth's bands (with
+    the PAN's own mean and spread), the multispectral arrays stay as they were."""
+    train, _ = wv3
+    plain = BatchPlan(train, 8, seed=3, dist=Dist(0, 1))
+    mixed = BatchPlan(train, 8, seed=3, dist=Dist(0, 1), pan_mix=0.8)
+    a, b = plain(4), mixed(4)
+    for key in ("gt", "lms", "ms"):
+        assert torch.equal(a[key], b[key])
+    assert not torch.equal(a["pan"], b["pan"])
+    torch.testing.assert_close(b["pan"].mean((2, 3)), a["pan"].mean((2, 3)), rtol=0, atol=1e-5)
+
+    # each new PAN is exactly an affine mix of the old PAN and the truth's bands
+    for old, new, truth in zip(a["pan"], b["pan"], a["gt"]):
+        basis = torch.cat([old.flatten(1), truth.flatten(1), torch.ones(1, old.numel())]).T.double()
+        fit = torch.linalg.lstsq(basis, new.flatten().double()[:, None]).solution
+        assert (basis @ fit).squeeze(1).sub(new.flatten().double()).abs().max() < 1e-4
+        assert 0.2 <= fit[0, 0] <= 1.0  # the PAN keeps at least 1 - pan_mix of itself
+    assert torch.equal(mixed(4)["pan"], b["pan"])
+
+
 # ---------------------------------------------------------------- the loop
 
 def test_warmup_cosine_schedule_values():

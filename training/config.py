@@ -52,6 +52,7 @@ class StageConfig:
     loss_weight: float = 1.0  # extra loss weight (Fose stage 2 L1, KSDiff lambda)
     sam_weight: float = 0.0  # weight of the spectral angle beside each L1 to the ground truth
     spectral_jitter: float = 0.0  # per-band gains exp(U(-j, j)) on a patch's MS, LMS and ground truth (0: off)
+    pan_mix: float = 0.0  # up to this share of a patch's PAN replaced by a random band mix of its truth (0: off)
 
 
 def stage_config(table: dict) -> StageConfig:

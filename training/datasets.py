@@ -77,7 +77,7 @@ class PatchSet:
         return torch.zeros(len(self), self.bands, 1, 1)
 
     def batch(self, index: torch.Tensor, ops: torch.Tensor | None = None,
-              gains: torch.Tensor | None = None) -> dict:
+              gains: torch.Tensor | None = None, mixes: tuple | None = None) -> dict:
         """Stack the patches ``index``; ``ops`` (same length, 0..7) picks the dihedral
         transform of each one (None: no augmentation); ``gains`` (same length, one per
         band) scale each patch's multispectral arrays about its radiometric zero: the
@@ -94,6 +94,12 @@ class PatchSet:
                 zero = self.zeros()[index]
                 items = zero + gains[:, :, None, None] * (items - zero)
             out[name] = items
+        if mixes is not None:  # (share (N,), band weights (N, B)): another sensor's PAN response
+            share, weights = (m[:, None, None, None] if m.ndim == 1 else m[:, :, None, None] for m in mixes)
+            pan, synthetic = out["pan"], (weights * out["gt"]).sum(1, keepdim=True)
+            mean, spread = pan.mean((2, 3), keepdim=True), pan.std((2, 3), keepdim=True)
+            synthetic = (synthetic - synthetic.mean((2, 3), keepdim=True)) / synthetic.std((2, 3), keepdim=True).clamp_min(1e-6)
+            out["pan"] = (1 - share) * pan + share * (mean + spread * synthetic)
         if self.zero is not None:
             out["zero"] = self.zero[index]
         return out

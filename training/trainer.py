@@ -148,7 +148,7 @@ class BatchPlan:
     dropped so every step has a full global batch)."""
 
     def __init__(self, data: PatchSet, batch: int, seed: int, dist: Dist,
-                 augment: bool = True, jitter: float = 0.0):
+                 augment: bool = True, jitter: float = 0.0, pan_mix: float = 0.0):
         if batch % dist.world:
             raise PansharpenError(f"the global batch {batch} must be divisible by the "
                                   f"number of processes {dist.world}")
@@ -156,7 +156,7 @@ class BatchPlan:
             raise PansharpenError(f"{len(data)} training patches are fewer than one "
                                   f"batch of {batch}; lower the batch or add data")
         self.data, self.batch, self.seed, self.dist = data, batch, seed, dist
-        self.augment, self.jitter = augment, jitter
+        self.augment, self.jitter, self.pan_mix = augment, jitter, pan_mix
         self.local = batch // dist.world
         self.steps_per_epoch = len(data) // batch
         self.positions = torch.arange(dist.rank, batch, dist.world)
@@ -173,7 +173,7 @@ class BatchPlan:
     def __call__(self, step: int) -> Batch:
         epoch, j = divmod(step, self.steps_per_epoch)
         index = torch.tensor(self._order_of(epoch)[j * self.local:(j + 1) * self.local])
-        ops = gains = None
+        ops = gains = mixes = None
         if self.augment:
             g = torch.Generator().manual_seed(seed_of(self.seed, step, 0))
             ops = torch.randint(0, 8, (self.batch,), generator=g)[self.positions]
@@ -181,7 +181,12 @@ class BatchPlan:
                 g = torch.Generator().manual_seed(seed_of(self.seed, step, 1))
                 log_gains = (2 * torch.rand(self.batch, self.data.bands, generator=g) - 1) * self.jitter
                 gains = log_gains.exp()[self.positions]
-        tensors = {k: v.to(self.dist.device) for k, v in self.data.batch(index, ops, gains).items()}
+            if self.pan_mix > 0 and self.data.gt is not None:
+                g = torch.Generator().manual_seed(seed_of(self.seed, step, 2))
+                share = torch.rand(self.batch, generator=g) * self.pan_mix
+                weights = -torch.log(torch.rand(self.batch, self.data.bands, generator=g))  # Dirichlet(1)
+                mixes = (share[self.positions], (weights / weights.sum(1, keepdim=True))[self.positions])
+        tensors = {k: v.to(self.dist.device) for k, v in self.data.batch(index, ops, gains, mixes).items()}
         return Batch(tensors, step, self.seed, self.positions, self.batch, self.dist.device,
                      index, ops)
 
@@ -500,7 +505,8 @@ def train_stage(stage: Stage, train: PatchSet, val: PatchSet | None, cfg: StageC
         start = load_checkpoint(ckpt, module, optimizer, scheduler, scaler, ema, stage.name)
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
 
-    plan = BatchPlan(train, cfg.batch, seed, dist, augment=stage.augment, jitter=cfg.spectral_jitter)
+    plan = BatchPlan(train, cfg.batch, seed, dist, augment=stage.augment, jitter=cfg.spectral_jitter,
+                     pan_mix=cfg.pan_mix)
     log = CsvLog(out_dir / LOG, start, dist.main)
     board = tensorboard_writer(out_dir, dist.main)
     bar = Progress(stage.name, cfg.steps, start, dist.main and progress)

@@ -68,6 +68,18 @@ def data_settings(recipe: dict, config_name: str) -> dict:
     return data
 
 
+def training_config(recipe: dict, config_name: str) -> tuple[dict, dict]:
+    """(training config, data settings): the config file with the recipe's data and its
+    ``[stage]`` settings (a family's own choices, e.g. vhr4's ``pan_mix``) on top."""
+    from diffusion_pansharpening.training.config import load_config
+
+    data = data_settings(recipe, config_name)
+    config = load_config(config_name)
+    config["data"] = {k: v for k, v in data.items() if k != "extra"}
+    config["stage"] = {**config.get("stage", {}), **recipe.get("stage", {})}
+    return config, data
+
+
 def read_scene(recipe: dict, data: dict, work: Path):
     """The family's scene as a ``training.datasets.ScenePair`` in DN."""
     from diffusion_pansharpening.training import datasets
@@ -233,14 +245,11 @@ def recipe_run(family_name: str, config_name: str, out: Path, work: Path, docs: 
 
     from diffusion_pansharpening.engine.evaluate import Pair
     from diffusion_pansharpening.engine.sensors import canonical
-    from diffusion_pansharpening.training.config import load_config
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
     recipe = load_recipe(family_name)
     family = family_of(recipe)
-    data = data_settings(recipe, config_name)
-    config = load_config(config_name)
-    config["data"] = {k: v for k, v in data.items() if k != "extra"}
+    config, data = training_config(recipe, config_name)
     scene, others, used = scene_parts(recipe, data, work, leave_out)
     train_set, val_set, cut = split(scene, data, tuple(others))
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
