@@ -27,7 +27,9 @@ files without a scene take the statistics of all their degraded patches together
 
 Augmentation: the eight elements of the dihedral group (flips and 90-degree
 rotations), applied identically to all four arrays of a patch, chosen per sample by the
-trainer's step-keyed generator (see ``trainer.BatchPlan``) so runs are reproducible.
+trainer's step-keyed generator (see ``trainer.BatchPlan``) so runs are reproducible; and,
+where a stage asks for them (``spectral_jitter``, ``pan_mix``; docs/design.md), random
+per-band gains and a PAN partly replaced by a random band mix of the truth.
 """
 from __future__ import annotations
 
@@ -81,7 +83,10 @@ class PatchSet:
         """Stack the patches ``index``; ``ops`` (same length, 0..7) picks the dihedral
         transform of each one (None: no augmentation); ``gains`` (same length, one per
         band) scale each patch's multispectral arrays about its radiometric zero: the
-        same ground under another sensor's band calibration, the PAN unchanged."""
+        same ground under another sensor's band calibration, the PAN unchanged;
+        ``mixes`` (shares (N,), band weights (N, B)) replace that share of each PAN by
+        that mix of its truth's bands, at the PAN's own mean and spread: a PAN of another
+        spectral response over the same ground."""
         out = {}
         for name in ("gt", "lms", "ms", "pan"):
             array = getattr(self, name)
@@ -94,8 +99,8 @@ class PatchSet:
                 zero = self.zeros()[index]
                 items = zero + gains[:, :, None, None] * (items - zero)
             out[name] = items
-        if mixes is not None:  # (share (N,), band weights (N, B)): another sensor's PAN response
-            share, weights = (m[:, None, None, None] if m.ndim == 1 else m[:, :, None, None] for m in mixes)
+        if mixes is not None:
+            share, weights = mixes[0][:, None, None, None], mixes[1][:, :, None, None]
             pan, synthetic = out["pan"], (weights * out["gt"]).sum(1, keepdim=True)
             mean, spread = pan.mean((2, 3), keepdim=True), pan.std((2, 3), keepdim=True)
             synthetic = (synthetic - synthetic.mean((2, 3), keepdim=True)) / synthetic.std((2, 3), keepdim=True).clamp_min(1e-6)
