@@ -88,6 +88,7 @@ class PatchSet:
         that mix of its truth's bands, at the PAN's own mean and spread: a PAN of another
         spectral response over the same ground."""
         out = {}
+        zero = self.zeros()[index] if gains is not None else None
         for name in ("gt", "lms", "ms", "pan"):
             array = getattr(self, name)
             if array is None:
@@ -96,7 +97,6 @@ class PatchSet:
             if ops is not None:
                 items = torch.stack([dihedral(x, int(k)) for x, k in zip(items, ops)])
             if gains is not None and name != "pan":
-                zero = self.zeros()[index]
                 items = zero + gains[:, :, None, None] * (items - zero)
             out[name] = items
         if mixes is not None:

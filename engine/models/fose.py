@@ -257,12 +257,16 @@ class EnsembleBlocks(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, r_dm1, r_e2e, feat_dm1, feat_e2e, pan, lms) -> torch.Tensor:
+    def weights(self, r_dm1, r_e2e, feat_dm1, feat_e2e, pan, lms) -> tuple[torch.Tensor, torch.Tensor]:
+        """(m, correction): dm1's share of the mix per pixel and band, and the added residual."""
         s = self.config.residual_scale
         x = torch.cat([s * r_dm1, s * r_e2e, feat_dm1, feat_e2e, pan, lms], 1)
         mix_logit, correction = self.out(self.body(x)).chunk(2, dim=1)
-        m = torch.sigmoid(mix_logit)
-        return m * r_dm1 + (1 - m) * r_e2e + correction / s
+        return torch.sigmoid(mix_logit), correction / s
+
+    def forward(self, r_dm1, r_e2e, feat_dm1, feat_e2e, pan, lms) -> torch.Tensor:
+        m, correction = self.weights(r_dm1, r_e2e, feat_dm1, feat_e2e, pan, lms)
+        return m * r_dm1 + (1 - m) * r_e2e + correction
 
 
 class Fose(nn.Module):
