@@ -120,7 +120,7 @@ def test_a_recipes_stage_settings_go_on_top_of_the_training_config():
     from diffusion_pansharpening.training.config import load_config, stage_settings
     from diffusion_pansharpening.training.recipes import run
 
-    for family, mix in (("vhr4", 0.8), ("wv8", 0.0), ("landsat8", 0.0)):
+    for family, mix in (("vhr4", 0.8), ("wv8", 0.8), ("landsat8", 0.0)):
         config, data = run.training_config(run.load_recipe(family), "cpu")
         assert config["data"]["patch"] == data["patch"]
         assert [stage_settings(config, p, n).pan_mix for p, n in (("fose", 3), ("ksdiff", 1))] == [mix, mix]
