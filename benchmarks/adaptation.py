@@ -1,7 +1,8 @@
 """What scene adaptation (engine/adapt.py) gains against its time budget, honestly.
 
     .venv/bin/python benchmarks/adaptation.py --family vhr4 --weights DIR --scenes wv2,spacenet6 \
-        [--budgets 30,60,120] [--archs fose,ksdiff] [--out docs/adaptation.md]
+        [--budgets 30,60,120] [--archs fose,ksdiff] [--shares] [--out docs/adaptation.md]
+    .venv/bin/python benchmarks/adaptation.py --family vhr4 --wins TABLE [TABLE ...]
 
 For each scene (``training/recipes/scenes.py``; each of its full-resolution parts, e.g. the
 three SpaceNet-6 tiles; the WorldView-3 patches are too small to adapt on), with models
@@ -17,10 +18,13 @@ Beside them: the base model and the best classical method on the same input. Eac
 budget adapts from the base model again (no reuse). ``--bits 8``: the same on the LOSO
 benchmark's 8-bit product of the scene; outputs are scored as stored (rounded, clipped
 to the Byte or UInt16 range), as there. ``--objectives``: ``adapt.OBJECTIVES`` side by side.
+``--wins``: tables written with ``--shares`` against the LOSO benchmark's best other method
+(with GDAL and OTB) on each input, as ``docs/adaptation.md`` reports them.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -71,10 +75,38 @@ def checked_adapted(data: Pair, arch: str, base: str, adapted: str) -> np.ndarra
 checked_adapted.log = []
 
 
+def wins(family: str, tables: list[str], quality_json: Path) -> str:
+    """The tables written with ``--shares``, as a user gets them (``sharpen --adapt``, after
+    its checks), against the best other method of the LOSO benchmark on the same input
+    (``quality_json``: every classical method, GDAL's and OTB's; ``g.best_classical``)."""
+    saved = {(r["scene"], r["part"], r["bits"]): r["scores"] for r in json.loads(quality_json.read_text())
+             if r["family"] == family}
+    rows = {}
+    for line in (ln for t in tables for ln in Path(t).read_text().splitlines()[2:]):
+        scene, bits, protocol, model, *_, q2n, sam, ergas, hqnr = [c.strip() for c in line.strip("|").split("|")]
+        rows[scene, bits, protocol, model] = dict(zip(("Q2n", "SAM", "ERGAS", "HQNR"), (q2n, sam, ergas, hqnr)))
+    out = [f"| input | bits | protocol | index | model | base, share checked | with --adapt (checked) "
+           "| best other | wins |", "|---|---|---|---|---|---:|---:|---|---|"]
+    for (scene, bits, protocol, model), base in rows.items():
+        if not model.endswith(" base, share checked"):
+            continue
+        arch = model.split()[0]
+        adapted = rows.get((scene, bits, protocol, f"{arch} adapted, full, checked"))
+        name, part = scene.split(" (", 1)
+        for k in ("Q2n", "SAM", "ERGAS") if protocol == "reduced" else ("HQNR",):
+            higher = k in ("Q2n", "HQNR")
+            other, value = g.best_classical(saved[name, part.rstrip(")"), bits][protocol], k, higher)
+            v = float((adapted or base)[k])
+            out.append(f"| {scene} | {bits} | {protocol} | {k} | {arch} | {base[k]} | "
+                       f"{adapted[k] if adapted else base[k] + ' (not adapted)'} | {other} {value:.4f} | "
+                       f"{'yes' if (v > value if higher else v < value) else 'no'} |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--family", default="vhr4")
-    p.add_argument("--weights", required=True)
+    p.add_argument("--weights", help="the fold's weights folder (not needed with --wins)")
     p.add_argument("--scenes", default="wv2,spacenet6")
     p.add_argument("--budgets", default="30,60,120")
     p.add_argument("--archs", default="fose,ksdiff")
@@ -87,7 +119,15 @@ def main(argv=None) -> int:
                         "check chooses, and the adapted one after its own check (checked_adapted); the "
                         "other rows use 0.5")
     p.add_argument("--out", default=None)
+    p.add_argument("--wins", nargs="+", metavar="TABLE", default=None,
+                   help="no scoring: the --family's tables written by --shares runs against the best other "
+                        "method of docs/quality.json on the same inputs")
     args = p.parse_args(argv)
+    if args.wins:
+        print(wins(args.family, args.wins, g.ROOT / "docs" / "quality.json"))
+        return 0
+    if not args.weights:
+        p.error("--weights DIR is needed to adapt: the fold's weights folder")
     folder = Path(args.weights)
     lines = ["| scene | bits | protocol | model | budget s | steps | Q2n | SAM | ERGAS | HQNR |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]

@@ -399,7 +399,8 @@ def markdown(results: list[dict]) -> str:
              "`auto`: what `--method auto` runs after its "
              "check. Best of each column in bold. Scene adaptation (`--adapt`) on these inputs, with the "
              "same folds: `docs/adaptation.md` (`benchmarks/adaptation.py`). Where and why the deep methods lose SAM "
-             "to Brovey on the SpaceNet-6 tiles: `docs/sam.md` (`benchmarks/dark_sam.py`).", ""]
+             "to Brovey on the SpaceNet-6 tiles: `docs/sam.md` (`benchmarks/dark_sam.py`). Every comparison "
+             "the deep models lose, and why: `docs/losses.md`.", ""]
     for res in sorted(results, key=report_order):
         lines.append(f"## {res['family']}: left out {res['scene']} ({res['part']}), {res['bits']}")
         lines.append("")

@@ -157,3 +157,29 @@ def test_generalisation_report_helpers():
     assert ("fose 1 of 3; ksdiff 0 of 3; fose 0.5 1 of 3; ksdiff 0.5 0 of 3; fose registered 1 of 3; "
             "fose net 1 of 3; ksdiff net 0 of 3." in doc)
     assert "anchor shares the check chose (reduced, full): fose 0.25, fose 0.5 x 2" in doc
+
+
+def test_adaptation_wins_table_takes_the_adapted_rows_against_the_benchmarks_best_other(tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import adaptation
+
+    head = "| scene | bits | protocol | model | budget s | steps | Q2n | SAM | ERGAS | HQNR |\n|---|\n"
+    table = tmp_path / "a.md"
+    table.write_text(head + "\n".join([
+        "| t (x) | 8-bit | reduced | fose base, share checked | 0 | 0 | 0.9000 | 5.0000 | 4.0000 | - |",
+        "| t (x) | 8-bit | reduced | fose adapted, full, checked | 30 | 9 | 0.9300 | 6.0000 | 3.0000 | - |",
+        "| t (x) | 8-bit | full | fose base, share checked | 0 | 0 | - | - | - | 0.8000 |"]) + "\n")
+    saved = tmp_path / "quality.json"
+    other = {"Q2n": 0.92, "SAM": 5.5, "ERGAS": 3.5, "HQNR": 0.85}
+    saved.write_text(json.dumps([{"family": "vhr4", "scene": "t", "part": "x", "bits": "8-bit", "scores": {
+        "reduced": {"otb:bundle": other, "fose": {"Q2n": 0.99, "SAM": 1.0, "ERGAS": 1.0}},
+        "full": {"gsa": other}}}]))
+    lines = adaptation.wins("vhr4", [str(table)], saved).splitlines()[2:]
+    assert [ln.split(" | ")[-2:] for ln in lines] == [
+        ["otb:bundle 0.9200", "yes |"], ["otb:bundle 5.5000", "no |"], ["otb:bundle 3.5000", "yes |"],
+        ["gsa 0.8500", "no |"]]
+    assert "0.8000 (not adapted)" in lines[-1]
