@@ -261,10 +261,12 @@ as_sharpen.shares = []
 
 def auto(pair: Pair, weights: dict[str, str]) -> np.ndarray:
     """What ``--method auto`` runs: the shipped-family fose at the share its check
-    chose, unless the check says a classical method wins."""
+    chose (``ANCHOR`` where the input is too small to check), unless the check says a
+    classical method wins."""
     verdict = guard.judge(_content_sample(pair), "fose", weights["fose"], device="cpu", anchor=None)
-    auto.choices.append(verdict.method + (f" {verdict.anchor:g}" if verdict.anchor is not None
-                                          and verdict.method == "fose" else ""))
+    share = f" {ANCHOR:g} (unchecked)" if verdict.undecided else (
+        f" {verdict.anchor:g}" if verdict.anchor is not None and verdict.method == "fose" else "")
+    auto.choices.append(verdict.method + share)
     return sharpen_arrays(pair, verdict.method, weights=verdict.weights, device="cpu",
                           anchor=ANCHOR if verdict.anchor is None else verdict.anchor)
 

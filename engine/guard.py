@@ -17,12 +17,15 @@ beats it by more than ``MARGIN`` Q2n. Unless the user fixed the anchor's share
 (``anchor``), the deep model is scored at the share of ``anchor.SHARES`` with the best
 Q2n on the sample, and that share is the one the run uses (``Verdict.anchor``). A scene
 too small for a sample whose degraded copy has the pixels of a ``MIN_REDUCED`` x
-``MIN_REDUCED`` square is not checked: ``auto`` then takes
-``FALLBACK`` (measured by ``benchmarks/guard_resolution.py``: on our left-out scenes the check's
-margin had the sign of the true one with a 320-pixel sample at ratio 4, 80 pixels once
-degraded, and not with 256 or 128; on the SpaceNet-6 tiles' 150-pixel reduced inputs it
-picked a method up to 0.019 Q2n below the best classical one, where mtf-glp-hpm stays
-within 0.005 of it).
+``MIN_REDUCED`` square is not checked (``benchmarks/guard_resolution.py``: on our left-out
+scenes the check's margin had the sign of the true one with a 320-pixel sample at ratio 4,
+80 pixels once degraded, and not with 256 or 128; on the SpaceNet-6 tiles' 150-pixel reduced
+inputs it picked a method up to 0.019 Q2n below the best classical one). ``auto`` then runs
+the deep model at the anchor's default share ``ANCHOR``, half of it ``mtf-glp-hpm``, as a
+deep method named by the user runs there: on the ten left-out inputs too small to check
+it scored 0.0005-0.0178 Q2n above the best of the classical methods, GDAL's and OTB's
+(with the wv8 folds before ``pan_mix``, -0.0004 on one), where mtf-glp-hpm alone fell up
+to 0.011 below OTB's BundleToPerfectSensor (docs/adaptation.md, "The fallback").
 
 A classical method that wins the Q2n test replaces the deep model only if it also does no
 worse at the sample's own scale, where the user's product is made: HQNR (no reference
@@ -52,7 +55,6 @@ CLASSICAL_CANDIDATES = ("gsa", "mtf-glp-hpm")
 MARGIN = 0.0  # Q2n a classical method must win by to replace the deep model
 OVERVIEW = 256  # pixels a side of the decimated PAN read that finds the sample
 MIN_REDUCED = 80  # the sample's degraded copy needs the pixels of this square to be checked
-FALLBACK = "mtf-glp-hpm"  # what auto runs on a scene too small to check
 ANCHOR_KEY = "anchor"  # in a deep candidate's scores: the share chosen
 
 
@@ -209,7 +211,7 @@ def confirm_at_full(sample: Pair, candidates: dict[str, str | None], share: floa
 def judge(sample: Pair, method: str, weights: str | None, **options) -> Verdict:
     """``check``'s verdict on a sample in hand (``options``: those of ``score_candidates``)."""
     if sample.pan.shape[0] * sample.pan.shape[1] < (MIN_REDUCED * sample.ratio) ** 2:
-        return Verdict(FALLBACK, None, {}, sample.pan.shape, undecided=True, sample=sample)
+        return Verdict(method, weights, {}, sample.pan.shape, undecided=True, sample=sample)
     candidates = {method: weights, **{c: None for c in CLASSICAL_CANDIDATES if c != method}}
     scores = score_candidates(sample, candidates, **options)
     verdict = Verdict(method, weights, scores, sample.pan.shape, anchor=scores[method].get(ANCHOR_KEY),

@@ -220,10 +220,10 @@ def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenReq
                               anchor=request.anchor, register=request.register)
     except (PansharpenError, RuntimeError, ValueError, MemoryError) as exc:  # optional: never fatal
         return name, weights, f"Not checked against the classical methods ({exc}).", None
-    if verdict.undecided:
-        if not auto:
-            return name, weights, f"Not checked against the classical methods: {verdict.summary()}.", None
-        return verdict.method, None, f"Not checked: {verdict.summary()}; using {verdict.method}.", None
+    if verdict.undecided:  # auto too runs the deep model, its share unchecked (guard's module doc)
+        share = ANCHOR if request.anchor is None else request.anchor
+        return name, weights, (f"Not checked against the classical methods: {verdict.summary()}; "
+                               f"running {name} at the anchor share {share:g}."), None
     if not auto and verdict.method != name:
         return name, weights, (f"Warning: {verdict.summary()}: {verdict.method} would be better "
                                f"here; running {name} as asked."), verdict

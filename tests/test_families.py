@@ -175,23 +175,26 @@ def test_models_command_lists_the_folder(weights_dir, capsys):
     assert "wv8" in out and "ksdiff" in out and "wv8-ksdiff.safetensors" in out
 
 
-def test_a_scene_too_small_to_check_gets_the_classical_fallback(sample_paths, tmp_path):
+def test_a_scene_too_small_to_check_runs_the_deep_model_at_the_default_share(sample_paths, tmp_path):
     """A 128-pixel clip (ratio 2: a 64-pixel degraded sample) is below what the check can
-    resolve: auto runs guard.FALLBACK and says why; an explicit fose still runs, unchecked."""
+    resolve: auto runs the family's deep model at the anchor's default share, as fose asked
+    for by name does, says so, and writes the same image."""
     from osgeo import gdal
 
-    from diffusion_pansharpening.engine import guard
+    from diffusion_pansharpening.engine.anchor import ANCHOR
     from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
 
     pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
     gdal.Translate(pan, sample_paths[0], srcWin=[0, 0, 128, 128])
     gdal.Translate(ms, sample_paths[1], srcWin=[0, 0, 64, 64])
-    messages = []
-    result = sharpen(SharpenRequest(pan, ms, str(tmp_path / "auto.tif"), method="auto", device="cpu"),
-                     log=messages.append)
-    assert result.method == guard.FALLBACK
-    assert any("too small for the check" in m and m.endswith(f"using {guard.FALLBACK}.") for m in messages)
-    messages.clear()
-    result = sharpen(SharpenRequest(pan, ms, str(tmp_path / "fose.tif"), method="fose", device="cpu"),
-                     log=messages.append)
-    assert result.method == "fose" and any(m.startswith("Not checked") for m in messages)
+    outputs = {}
+    for method in ("auto", "fose"):
+        messages = []
+        outputs[method] = str(tmp_path / f"{method}.tif")
+        result = sharpen(SharpenRequest(pan, ms, outputs[method], method=method, device="cpu"),
+                         log=messages.append)
+        assert result.method == "fose"
+        assert any("too small for the check" in m and m.endswith(f"running fose at the anchor share {ANCHOR:g}.")
+                   for m in messages)
+    images = [gdal.Open(outputs[m]).ReadAsArray() for m in ("auto", "fose")]
+    assert np.array_equal(*images)
