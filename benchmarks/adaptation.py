@@ -85,7 +85,7 @@ def wins(family: str, tables: list[str], quality_json: Path) -> str:
     for line in (ln for t in tables for ln in Path(t).read_text().splitlines()[2:]):
         scene, bits, protocol, model, *_, q2n, sam, ergas, hqnr = [c.strip() for c in line.strip("|").split("|")]
         rows[scene, bits, protocol, model] = dict(zip(("Q2n", "SAM", "ERGAS", "HQNR"), (q2n, sam, ergas, hqnr)))
-    out = [f"| input | bits | protocol | index | model | base, share checked | with --adapt (checked) "
+    out = ["| input | bits | protocol | index | model | base, share checked | with --adapt (checked) "
            "| best other | wins |", "|---|---|---|---|---|---:|---:|---|---|"]
     for (scene, bits, protocol, model), base in rows.items():
         if not model.endswith(" base, share checked"):
