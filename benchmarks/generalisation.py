@@ -439,8 +439,8 @@ def markdown(results: list[dict]) -> str:
     for res in sorted(results, key=report_order):
         for protocol, keys in (("reduced", ("Q2n", "SAM", "ERGAS")), ("full", ("HQNR",))):
             rows = res["scores"].get(protocol)
-            if not rows:
-                continue
+            if not rows or not any(m in CLASSICAL or ":" in m for m in rows):
+                continue  # e.g. --rows without a classical method into a new --out: nothing to compare
             for k in keys:
                 higher = k in ("Q2n", "HQNR")
                 other, value = best_classical(rows, k, higher)

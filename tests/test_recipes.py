@@ -157,6 +157,10 @@ def test_generalisation_report_helpers():
     assert ("fose 1 of 3; ksdiff 0 of 3; fose 0.5 1 of 3; ksdiff 0.5 0 of 3; fose registered 1 of 3; "
             "fose net 1 of 3; ksdiff net 0 of 3." in doc)
     assert "anchor shares the check chose (reduced, full): fose 0.25, fose 0.5 x 2" in doc
+    # rows scored without any classical method (--rows into a new --out): listed, not compared
+    alone = g.markdown([{"family": "vhr4", "scene": "wv2", "part": "x", "bits": "8-bit",
+                         "scores": {"reduced": {"fose": scores["fose"]}}}])
+    assert "| fose | **0.9500** |" in alone and "Wins over the best other method: fose 0 of 0" in alone
 
 
 def test_adaptation_wins_table_takes_the_adapted_rows_against_the_benchmarks_best_other(tmp_path):
