@@ -38,7 +38,6 @@ import generalisation as g  # noqa: E402
 from diffusion_pansharpening.engine import adapt, guard, quality  # noqa: E402
 from diffusion_pansharpening.engine.errors import PansharpenError  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import FULL_BORDER, Pair, sharpen_arrays  # noqa: E402
-from diffusion_pansharpening.engine.mtf import wald_degrade  # noqa: E402
 
 
 def weights_file(folder: Path, family: str, arch: str) -> str:
@@ -135,12 +134,7 @@ def main(argv=None) -> int:
     parts = ((n, lab, it, b) for n in args.scenes.split(",") for lab, it in g.test_items(args.family, n)
              if isinstance(it, Pair) for b in args.bits.split(","))
     for name, label, pair, bits in parts:
-        pair = pair if bits == "11" else g.as_8bit(pair)
-        r, unit = pair.ratio, pair.ratio ** 2
-        h, w = (n // unit * unit for n in pair.pan.shape)
-        pair = Pair(pair.pan[:h, :w], pair.ms[:, :h // r, :w // r], r, pair.scale, pair.sensor)
-        pan_lr, ms_lr = wald_degrade(pair.pan, pair.ms, r, pair.sensor)
-        reduced = Pair(pan_lr.astype(np.float32), ms_lr.astype(np.float32), r, pair.scale, pair.sensor)
+        pair, reduced = g.full_and_reduced(pair if bits == "11" else g.as_8bit(pair))
         for protocol, data, ref in (("reduced", reduced, pair.ms), ("full", pair, None)):
             def row(model, budget, steps, fused):
                 s = scores(g.as_stored(fused, bits), data, ref, protocol)  # as in the LOSO benchmark

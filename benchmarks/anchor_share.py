@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import generalisation as g  # noqa: E402
 
-from diffusion_pansharpening.engine import guard, mtf, quality  # noqa: E402
+from diffusion_pansharpening.engine import guard, quality  # noqa: E402
 from diffusion_pansharpening.engine.anchor import ANCHOR, ANCHOR_METHOD  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import FULL_BORDER, Pair, sharpen_arrays  # noqa: E402
 
@@ -69,12 +69,8 @@ def outputs(p: Pair, arch: str, weights: str, top: float) -> dict:
 
 def evaluate_pair(pair: Pair, arch: str, weights: str, top: float) -> dict:
     """{"reduced"/"full": {"share": chosen, "check": its Q2n per share, share or method: indices}}."""
+    pair, red = g.full_and_reduced(pair)
     r = pair.ratio
-    unit = r * r
-    h, w = (n // unit * unit for n in pair.pan.shape)
-    pair = Pair(pair.pan[:h, :w], pair.ms[:, :h // r, :w // r], r, pair.scale, pair.sensor)
-    pl, ml = mtf.wald_degrade(pair.pan, pair.ms, r, pair.sensor)
-    red = Pair(pl.astype(np.float32), ml.astype(np.float32), r, pair.scale, pair.sensor)
     out = {}
     for level, p in (("reduced", red), ("full", pair)):
         share, check_q = chosen_share(p, arch, weights)

@@ -70,12 +70,8 @@ def inputs(work: Path):
     for family, name, label, bits, data, weights, top in g.left_out_inputs(work):
         rec = {}
         if isinstance(data, Pair):
-            r, unit = data.ratio, data.ratio ** 2
-            h, w = (n // unit * unit for n in data.pan.shape)
-            pair = Pair(data.pan[:h, :w], data.ms[:, :h // r, :w // r], r, data.scale, data.sensor)
-            pl, ml = mtf.wald_degrade(pair.pan, pair.ms, r, pair.sensor)
-            red = Pair(pl.astype(np.float32), ml.astype(np.float32), r, pair.scale, pair.sensor)
-            rec["reduced"] = [(outputs(red, weights, top), pair.ms, r)]
+            pair, red = g.full_and_reduced(data)
+            rec["reduced"] = [(outputs(red, weights, top), pair.ms, pair.ratio)]
             rec["full"] = (outputs(pair, weights, top), pair)
         else:
             patches, r, scale, sensor = data

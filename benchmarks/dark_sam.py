@@ -28,7 +28,6 @@ import generalisation as g  # noqa: E402
 
 from diffusion_pansharpening.engine import quality  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import Pair, sharpen_arrays  # noqa: E402
-from diffusion_pansharpening.engine.mtf import wald_degrade  # noqa: E402
 
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 
@@ -47,11 +46,8 @@ def clamp(fused: np.ndarray, lms: np.ndarray, theta: float, where: np.ndarray) -
 def reduced_inputs(data):
     """(reduced-resolution input, reference) pairs of a scene part (a Pair or ready patches)."""
     if isinstance(data, Pair):
-        r, unit = data.ratio, data.ratio ** 2
-        h, w = (n // unit * unit for n in data.pan.shape)
-        pair = Pair(data.pan[:h, :w], data.ms[:, :h // r, :w // r], r, data.scale, data.sensor)
-        pan_lr, ms_lr = wald_degrade(pair.pan, pair.ms, r, pair.sensor)
-        return [(Pair(pan_lr.astype(np.float32), ms_lr.astype(np.float32), r, pair.scale, pair.sensor), pair.ms)]
+        pair, reduced = g.full_and_reduced(data)
+        return [(reduced, pair.ms)]
     items, r, scale, sensor = data
     return [(Pair(p, m, r, scale, sensor), ref) for p, m, ref in items]
 

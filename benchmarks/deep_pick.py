@@ -19,10 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import generalisation as loso  # noqa: E402
-from guard_resolution import CASES, reduced_input  # noqa: E402
+from guard_resolution import CASES  # noqa: E402
 
 from diffusion_pansharpening.engine import guard  # noqa: E402
-from diffusion_pansharpening.engine.evaluate import Pair  # noqa: E402
 
 DEEP = ("fose", "ksdiff")
 
@@ -36,11 +35,7 @@ def main() -> int:
         weights = loso.fold_weights(family, scene, ROOT / ".build" / "loso", "cpu", False)
         for label, item in loso.test_items(family, scene):
             for bits in ("11-bit", "8-bit"):
-                product = item if bits == "11-bit" else loso.as_8bit(item)
-                reduced = reduced_input(product)
-                r, unit = product.ratio, product.ratio ** 2  # the full-resolution pair as scored: whole MS blocks
-                h, w = (n // unit * unit for n in product.pan.shape)
-                full = Pair(product.pan[:h, :w], product.ms[:, :h // r, :w // r], r, product.scale, product.sensor)
+                full, reduced = loso.full_and_reduced(item if bits == "11-bit" else loso.as_8bit(item))
                 for protocol, data, index in (("reduced", reduced, "Q2n"), ("full", full, "HQNR")):
                     sample = loso._content_sample(data)
                     if sample.pan.size < (guard.MIN_REDUCED * data.ratio) ** 2:

@@ -319,14 +319,21 @@ def otb_bundle(pair: Pair) -> np.ndarray:
 
 # ---------------------------------------------------------------- scoring
 
-def score_pair(pair: Pair, methods: dict) -> dict:
-    """{"reduced": {method: indices}, "full": {...}} for a full-resolution pair."""
+def full_and_reduced(pair: Pair) -> tuple[Pair, Pair]:
+    """The pair cut to whole blocks of ratio x ratio MS pixels (so its Wald-degraded copy
+    has whole pixels), and that copy: the full- and reduced-resolution inputs as scored."""
     r = pair.ratio
     unit = r * r
     h, w = (n // unit * unit for n in pair.pan.shape)
     pair = Pair(pair.pan[:h, :w], pair.ms[:, :h // r, :w // r], r, pair.scale, pair.sensor)
     pan_lr, ms_lr = wald_degrade(pair.pan, pair.ms, r, pair.sensor)
-    reduced = Pair(pan_lr.astype(np.float32), ms_lr.astype(np.float32), r, pair.scale, pair.sensor)
+    return pair, Pair(pan_lr.astype(np.float32), ms_lr.astype(np.float32), r, pair.scale, pair.sensor)
+
+
+def score_pair(pair: Pair, methods: dict) -> dict:
+    """{"reduced": {method: indices}, "full": {...}} for a full-resolution pair."""
+    pair, reduced = full_and_reduced(pair)
+    r = pair.ratio
     out = {"reduced": {}, "full": {}}
     for name, run in methods.items():
         fused = np.asarray(run(reduced), np.float32)

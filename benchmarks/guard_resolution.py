@@ -17,8 +17,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -26,17 +24,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import generalisation as loso  # noqa: E402
 from diffusion_pansharpening.engine import guard  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import Pair  # noqa: E402
-from diffusion_pansharpening.engine.mtf import wald_degrade  # noqa: E402
 
 CASES = (("vhr4", "ikonos"), ("vhr4", "wv2"), ("vhr4", "spacenet6"), ("wv8", "wv2"), ("landsat8", "landsat8"))
 RIVALS = ("gsa", "mtf-glp-hpm")
 
 
 def reduced_input(item: Pair) -> Pair:
-    r, unit = item.ratio, item.ratio ** 2
-    h, w = (n // unit * unit for n in item.pan.shape)
-    pan_lr, ms_lr = wald_degrade(item.pan[:h, :w], item.ms[:, :h // r, :w // r], r, item.sensor)
-    return Pair(pan_lr.astype(np.float32), ms_lr.astype(np.float32), r, item.scale, item.sensor)
+    return loso.full_and_reduced(item)[1]
 
 
 def main(argv=None) -> int:
