@@ -22,11 +22,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import uniform_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import generalisation as g  # noqa: E402
 
-from diffusion_pansharpening.engine import quality  # noqa: E402
+from diffusion_pansharpening.engine import consistency, quality  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import Pair, sharpen_arrays  # noqa: E402
 
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
@@ -41,6 +42,56 @@ def clamp(fused: np.ndarray, lms: np.ndarray, theta: float, where: np.ndarray) -
     limit = np.tan(np.radians(theta)) * np.abs(gain) * np.sqrt(e2)
     shrink = np.minimum(1.0, limit / np.maximum(np.sqrt((across * across).sum(0)), 1e-12))
     return along + across * np.where(where, shrink, 1.0)
+
+
+def fitted_gain(detail, target, window: int = 0, per_band: bool = True) -> np.ndarray:
+    """Least-squares gains g with g * detail closest to target: per band (B, 1, 1), one
+    for all bands, or per pixel over ``window`` x ``window`` windows (B, H, W; in [0, 2])."""
+    if window:
+        g_ = uniform_filter(detail * target, (1, window, window)) / np.maximum(
+            uniform_filter(detail * detail, (1, window, window)), 1e-6)
+        return np.clip(g_, 0.0, 2.0)
+    axes = (1, 2) if per_band else (0, 1, 2)
+    g_ = (detail * target).sum(axes, keepdims=True) / np.maximum((detail * detail).sum(axes, keepdims=True), 1e-12)
+    return np.broadcast_to(g_, (detail.shape[0], 1, 1))
+
+
+def gain_variants(pair: Pair, ref: np.ndarray, weights: str, arch: str, windows) -> dict:
+    """The network's output with its detail rescaled (module doc, ``--gains``), before
+    the anchor: name -> (B, H, W) float."""
+    net = lambda p: sharpen_arrays(p, arch, weights=weights, device="cpu", anchor=0.0).astype(np.float64)
+    lms = sharpen_arrays(pair, "lms").astype(np.float64)
+    detail = net(pair) - lms
+    cut, down = g.full_and_reduced(pair)
+    down_lms = sharpen_arrays(down, "lms")
+    down_detail, down_target = net(down) - down_lms, cut.ms - down_lms
+    gains = {"network": np.ones((pair.ms.shape[0], 1, 1)),
+             "per band, fitted one scale down": fitted_gain(down_detail, down_target),
+             "one gain, fitted one scale down": fitted_gain(down_detail, down_target, per_band=False),
+             "per band, fitted to the reference": fitted_gain(detail, ref - lms)}
+    gains.update({f"per pixel ({w} px), fitted to the reference": fitted_gain(detail, ref - lms, w) for w in windows})
+    mtf_gains = consistency.gains_for(pair.sensor, pair.ms.shape[0])
+    return {name: consistency.project((lms + gain * detail).astype(np.float32), pair.ms, pair.ratio, mtf_gains)
+            for name, gain in gains.items()}
+
+
+def print_gains(args, weights) -> None:
+    """``--gains``: every whole-scene input of the left-out scene, 11-bit and 8-bit."""
+    windows = [int(w) for w in args.windows.split(",")]
+    for label, item in g.test_items(args.family, args.scene):
+        if not isinstance(item, Pair):
+            continue
+        for bits in ("11", "8"):
+            (pair, ref), = reduced_inputs(item if bits == "11" else g.as_8bit(item))
+            top = 255.0 if bits == "8" else 65535.0
+            hpm = np.clip(sharpen_arrays(pair, "mtf-glp-hpm"), 0.0, top)
+            print(f"\n{args.family} without {args.scene}: {label}, {bits}-bit, reduced resolution, {args.arch}")
+            print("| detail | share | Q2n | SAM | ERGAS |\n|---|---:|---:|---:|---:|")
+            for name, fused in gain_variants(pair, ref, weights[args.arch], args.arch, windows).items():
+                for share in (0.5, 0.0):
+                    s = quality.reduced_indices(g.as_stored((1 - share) * np.maximum(fused, 0) + share * hpm, bits),
+                                                ref, pair.ratio)
+                    print(f"| {name} | {share:g} | {s['Q2n']:.4f} | {s['SAM']:.3f} | {s['ERGAS']:.3f} |")
 
 
 def reduced_inputs(data):
@@ -60,10 +111,15 @@ def main(argv=None) -> int:
     p.add_argument("--work", default=str(g.ROOT / ".build" / "loso"))
     p.add_argument("--thetas", default="20,10,5")
     p.add_argument("--dark", default="100,25,10")
+    p.add_argument("--gains", action="store_true", help="the detail-gain variants instead (module doc)")
+    p.add_argument("--windows", default="33,9", help="--gains: window sizes of the per-pixel fits")
     args = p.parse_args(argv)
     weights = g.fold_weights(args.family, args.scene, Path(args.work), "cpu", False)
     if weights is None:
         raise SystemExit(f"{args.family} without {args.scene}: not trained (generalisation.py --train)")
+    if args.gains:
+        print_gains(args, weights)
+        return 0
     thetas = [float(t) for t in args.thetas.split(",")]
     darks = [float(d) for d in args.dark.split(",")]
     for label, item in g.test_items(args.family, args.scene):
