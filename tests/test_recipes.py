@@ -187,3 +187,19 @@ def test_adaptation_wins_table_takes_the_adapted_rows_against_the_benchmarks_bes
         ["otb:bundle 0.9200", "yes |"], ["otb:bundle 5.5000", "no |"], ["otb:bundle 3.5000", "yes |"],
         ["gsa 0.8500", "no |"]]
     assert "0.8000 (not adapted)" in lines[-1]
+
+
+def test_dark_sam_detail_gains_are_the_least_squares_scale_of_the_detail():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import dark_sam
+
+    detail = np.random.default_rng(0).normal(size=(2, 40, 40))
+    target = detail * np.array([0.4, 0.8])[:, None, None]
+    np.testing.assert_allclose(dark_sam.fitted_gain(detail, target).ravel(), [0.4, 0.8], rtol=1e-9)
+    common = dark_sam.fitted_gain(detail, target, per_band=False).ravel()
+    assert common[0] == common[1] and 0.4 < common[0] < 0.8
+    local = dark_sam.fitted_gain(detail, target, window=9)
+    assert local.shape == detail.shape and np.allclose(local[:, 5:-5, 5:-5], [[[0.4]], [[0.8]]], atol=1e-6)
