@@ -5,9 +5,10 @@ Full resolution (no ground truth): D_lambda, D_s, QNR (Alparone et al., PE&RS 20
 Khan's D_lambda and HQNR (Khan et al., IEEE TGRS 2009; Vivone et al., IEEE JSTARS
 2021). File names in the docstrings are those of the MATLAB toolbox of Vivone et al.
 
-Inputs are channel-first float arrays in native digital numbers (e.g. 0..2047):
-fused and reference (B, H, W), PAN (H, W), MS (B, h, w). Never score [0, 1] data:
-Q2n casts to uint16 as the toolbox does, which collapses such data.
+Inputs are channel-first float arrays, fused and reference (B, H, W), PAN (H, W), MS
+(B, h, w), in the data's own units: digital numbers (e.g. 0..2047) as the toolbox
+expects, or values that are not whole numbers (reflectance in [0, 1], a Wald-degraded
+MS), which Q2n first brings to a 16-bit range (``_for_uint16_cast``).
 """
 from __future__ import annotations
 
@@ -181,6 +182,19 @@ def _as_uint16_values(image: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(image + 0.5), 0, 65535)
 
 
+def _for_uint16_cast(fused: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as the toolbox's uint16 cast can take them. Digital numbers (a
+    reference of whole numbers) stay as they are. Other data, e.g. reflectance in [0, 1],
+    would round to a few levels (a check on such a scene scored every method Q2n 1.000),
+    so both are multiplied by one gain that brings the reference's largest magnitude to
+    2^15: Q2n does not change under a common gain, only the rounding would."""
+    if np.array_equal(reference, np.round(reference)):
+        return fused, reference
+    top = float(np.abs(reference).max())
+    gain = 32768.0 / top if top > 0 else 1.0
+    return fused * gain, reference * gain
+
+
 def q2n(fused, reference, block: int = 32, shift: int = 32) -> float:
     """Q2n (Q4, Q8, ...): the hypercomplex universal image quality index (toolbox ``q2n.m``).
 
@@ -193,9 +207,10 @@ def q2n(fused, reference, block: int = 32, shift: int = 32) -> float:
     the hypercomplex covariance E[z_ref conj(z_fus)] - m_ref conj(m_fus) (unbiased).
     The result is the mean over blocks of side ``block`` taken every ``shift``
     pixels; the image is mirror-padded at the bottom/right to fit whole blocks and
-    cast to uint16 (rounded, clipped to 0..65535) as the toolbox does. Ideal 1.
+    cast to uint16 (rounded, clipped to 0..65535) as the toolbox does, data that are
+    not digital numbers first brought to that range (``_for_uint16_cast``). Ideal 1.
     """
-    fused, reference = _pair(fused, reference)
+    fused, reference = _for_uint16_cast(*_pair(fused, reference))
     if block < 2 or not 0 < shift <= block:
         raise PansharpenError(f"Q2n needs block >= 2 and 0 < shift <= block, got {block}, {shift}")
     if min(reference.shape[1:]) < block:

@@ -137,6 +137,28 @@ def test_a_shipped_model_that_wins_the_check_runs(sample_paths):
     assert verdict.size[0] % 4 == 0 and verdict.size[1] % 4 == 0
 
 
+def test_the_check_scores_a_reflectance_scene_as_its_digital_numbers(sample_paths, tmp_path):
+    """Float32 reflectance (values in [0, 1]) is a product the engine takes; its check must
+    tell the methods apart as on the same scene in DN (every method scored Q2n 1.000 when
+    Q2n's toolbox cast rounded such data to 0 and 1)."""
+    from diffusion_pansharpening.engine import guard
+    from diffusion_pansharpening.engine.raster_io import RasterPair
+
+    weights = str(DEFAULT_WEIGHTS_DIR / "landsat8-fose.safetensors")
+    floats = []
+    for path in sample_paths:
+        ds = gdal.Open(path)
+        out = str(tmp_path / f"reflectance-{len(floats)}.tif")
+        gdal.Translate(out, ds, outputType=gdal.GDT_Float32, scaleParams=[[0, 65535, 0, 1]])
+        floats.append(out)
+    verdicts = [guard.check(RasterPair(*paths), "fose", weights, device="cpu", anchor=None)
+                for paths in (sample_paths, floats)]
+    dn, reflectance = ({n: s["Q2n"] for n, s in v.scores.items()} for v in verdicts)
+    assert max(reflectance.values()) < 0.99 and len(set(np.round(list(reflectance.values()), 3))) == 3
+    assert reflectance == pytest.approx(dn, abs=2e-3)
+    assert [(v.method, v.anchor) for v in verdicts[1:]] == [(verdicts[0].method, verdicts[0].anchor)]
+
+
 def test_explicit_method_uses_the_family_file_or_says_none_fits(sample_paths, weights_dir,
                                                                 three_band_ratio4):
     save_tiny(weights_dir / "vhr4-fose.safetensors", "fose", 4, 4)

@@ -163,6 +163,18 @@ def test_permuting_bands_lowers_q2n_and_raises_sam():
     assert sam(permuted, reference) > sam(reference, reference) + 1.0
 
 
+def test_q2n_of_reflectance_is_that_of_the_digital_numbers():
+    """The toolbox's uint16 cast would round [0, 1] data to two levels; Q2n brings data that
+    are not whole numbers to a 16-bit range first, and leaves digital numbers as they are."""
+    reference = synthetic_dn(bands=4)
+    fused = upsample(reference[:, ::4, ::4]) + np.random.default_rng(1).normal(0, 15, reference.shape)
+    dn = q2n(fused, reference)
+    assert 0.3 < dn < 0.99
+    assert q2n(fused / 2047, reference / 2047) == pytest.approx(dn, abs=2e-3)
+    assert q2n(fused * 0.01, reference * 0.01) == pytest.approx(dn, abs=2e-3)  # hundredths of DN
+    assert q2n(np.round(fused), reference) == q2n(np.round(fused), reference + 0.0)  # whole numbers: as cast
+
+
 def test_q_index_of_a_scaled_band():
     # Q(a, k a) = 4 k^2 / (1 + k^2)^2 in every window: 0.64 for k = 2.
     a = synthetic_dn(bands=1)[0]
