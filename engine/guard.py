@@ -42,6 +42,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.ndimage import binary_dilation
 
 from .anchor import ANCHOR, ANCHOR_METHOD, SHARES, bound_halves, mix
 from .classical import CLASSICAL
@@ -96,7 +97,10 @@ class Verdict:
 
 def content_window(pair, size: int = SAMPLE) -> tuple[int, int, int, int]:
     """(row, col, height, width) in the output window of the sample: a multiple of
-    ratio^2 a side, on whole MS pixels, fully valid, with the most PAN detail."""
+    ratio^2 a side, on whole MS pixels, fully valid, with the most PAN detail. Where no
+    window of ``size`` lies wholly inside the valid data (a scene footprint in nodata
+    fill narrower than the sample), the largest smaller one that does: each try 3/4 of
+    the last a side, down to about 8 MS pixels."""
     r = pair.ratio
     win = pair.window
     px, py = pair.ms_phase
@@ -113,20 +117,37 @@ def content_window(pair, size: int = SAMPLE) -> tuple[int, int, int, int]:
     ov = ov.astype(np.float32)
     nodata = pair.pan_nodata
     bad = ~np.isfinite(ov) | ((ov == nodata) if nodata is not None else False)
+    if pair.fill is not None:  # fill around the scene without a nodata value (raster_io.edge_fill)
+        bad |= ov == pair.fill
     gy, gx = np.gradient(np.where(bad, np.nanmean(np.where(bad, np.nan, ov)), ov))
-    energy = np.hypot(gx, gy)
-    energy[bad] = -1e9  # never pick nodata
-    bh, bw = max(1, h // step), max(1, w // step)
-    best, best_at = -np.inf, (0, 0)
-    integral = np.pad(energy, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    for i in range(0, max(1, energy.shape[0] - bh + 1), max(1, bh // 4)):
-        for j in range(0, max(1, energy.shape[1] - bw + 1), max(1, bw // 4)):
-            total = (integral[i + bh, j + bw] - integral[i, j + bw] - integral[i + bh, j] + integral[i, j])
-            if total > best:
-                best, best_at = total, (i, j)
-    y = y_first + min((best_at[0] * step) // r * r, (win.height - y_first - h) // r * r)
-    x = x_first + min((best_at[1] * step) // r * r, (win.width - x_first - w) // r * r)
+    energy = np.where(bad, 0.0, np.hypot(gx, gy))
+    near_bad = binary_dilation(bad) if bad.any() else bad  # a decimated read can miss a fill edge by a pixel
+    sums = [np.pad(a.astype(np.float64), ((1, 0), (1, 0))).cumsum(0).cumsum(1) for a in (energy, near_bad)]
+    least = -(-8 * r // unit) * unit
+    while True:
+        at = _richest_clean_window(*sums, max(1, h // step), max(1, w // step))
+        if at is not None or max(h, w) <= least:
+            break
+        h, w = (max(least, n * 3 // 4 // unit * unit) for n in (h, w))
+    if at is None:
+        raise PansharpenError("no fully valid sample of the scene to check the methods on")
+    y = y_first + min((at[0] * step) // r * r, (win.height - y_first - h) // r * r)
+    x = x_first + min((at[1] * step) // r * r, (win.width - x_first - w) // r * r)
     return max(y, y_first), max(x, x_first), h, w
+
+
+def _richest_clean_window(energy, bad, bh: int, bw: int) -> tuple[int, int] | None:
+    """Top-left (overview pixels) of the bh x bw window with no bad pixel and the most
+    energy, among windows a quarter of their side apart; None where each has a bad one.
+    ``energy`` and ``bad``: summed-area tables (one row and column of zeros first)."""
+    box = lambda t, i, j: t[i + bh, j + bw] - t[i, j + bw] - t[i + bh, j] + t[i, j]
+    best, best_at = -np.inf, None
+    for i in range(0, max(1, energy.shape[0] - bh), max(1, bh // 4)):
+        for j in range(0, max(1, energy.shape[1] - bw), max(1, bw // 4)):
+            total = box(energy, i, j)
+            if box(bad, i, j) == 0 and total > best:
+                best, best_at = total, (i, j)
+    return best_at
 
 
 def read_sample(pair, size: int = SAMPLE) -> Pair:

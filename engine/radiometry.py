@@ -148,7 +148,12 @@ def _from_raster_pair(pair, max_size: int, kind: str) -> SceneNormalisation:
     if getattr(pair, "ms_alpha", None):  # a warped MS: voids are alpha 0 (raster_io)
         ms_valid &= _read_decimated(ms_ds.GetRasterBand(pair.ms_alpha), 0, 0, ms_ds.RasterXSize,
                                     ms_ds.RasterYSize, max_size) > 0
-    return SceneNormalisation.from_samples(pan, valid_mask(pan, pair.pan_nodata), ms, ms_valid, kind)
+    pan_valid = valid_mask(pan, pair.pan_nodata)
+    fill = getattr(pair, "fill", None)  # fill without a nodata value (raster_io.edge_fill)
+    if fill is not None:
+        ms_valid &= ~(ms == fill).all(axis=0)
+        pan_valid &= pan != fill
+    return SceneNormalisation.from_samples(pan, pan_valid, ms, ms_valid, kind)
 
 
 def kind_of(metadata_value: str | None) -> str:

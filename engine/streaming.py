@@ -112,7 +112,13 @@ def read_tile(source: Source, tile: Tile, halo: int, scene=None, in_dn: bool = F
     rows = (r * k0 - py, r * k1 - py)
     cols = (r * j0 - px, r * j1 - px)
     pan, pan_valid = source.read_pan(rows, cols)
-    valid = pan_valid if ms_valid.all() else pan_valid & np.repeat(np.repeat(ms_valid, r, axis=0), r, axis=1)
+    valid = pan_valid
+    if not ms_valid.all():
+        ms_up = np.repeat(np.repeat(ms_valid, r, axis=0), r, axis=1)
+        fill = getattr(source, "fill", None)  # around the scene, without a nodata value (raster_io.edge_fill)
+        if fill is not None:  # the PAN's part of it: filled in below as nodata is, not a cliff to sharpen
+            pan_valid = pan_valid & ((pan != fill) | ms_up)
+        valid = pan_valid & ms_up
     pan = fill_invalid(pan, pan_valid)
     where = (tile.y0 - rows[0], tile.x0 - cols[0])
     if scene is not None:

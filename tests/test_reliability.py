@@ -142,6 +142,65 @@ def test_a_declared_nodata_value_is_never_taken_by_a_valid_pixel(tmp_path):
     assert not nodata[20:, 20:].any(), "valid dark pixels were written as nodata"
 
 
+def in_fill(path, out, pad, nodata=None):
+    """``path`` set in zero fill, as a scene's footprint in its product: ``pad`` pixels
+    around it and its top-left corner cut diagonally; the grid keeps its alignment."""
+    ds = gdal.Open(path)
+    data = ds.ReadAsArray().reshape(ds.RasterCount, ds.RasterYSize, ds.RasterXSize)
+    filled = np.zeros((data.shape[0], data.shape[1] + 2 * pad, data.shape[2] + 2 * pad), data.dtype)
+    filled[:, pad:-pad, pad:-pad] = data
+    rows, cols = np.mgrid[:filled.shape[1], :filled.shape[2]]
+    filled[:, rows / filled.shape[1] + cols / filled.shape[2] < 0.7] = 0
+    gt = list(ds.GetGeoTransform())
+    gt[0], gt[3] = gt[0] - pad * gt[1], gt[3] - pad * gt[5]
+    target = gdal.GetDriverByName("GTiff").Create(str(out), filled.shape[2], filled.shape[1], filled.shape[0],
+                                                  ds.GetRasterBand(1).DataType)
+    target.SetGeoTransform(gt)
+    target.SetProjection(ds.GetProjection())
+    for b, band in enumerate(filled):
+        target.GetRasterBand(b + 1).WriteArray(band)
+        if nodata is not None:
+            target.GetRasterBand(b + 1).SetNoDataValue(nodata)
+    target = None  # written and closed
+    return str(out)
+
+
+def test_zero_fill_around_a_scene_without_nodata_is_nodata(sample_paths, tmp_path):
+    """A product whose footprint sits in zeros but declares no nodata value: the zeros are
+    taken as nodata (and said so), so the run equals the one with nodata 0 declared, and
+    the check finds a sample inside the footprint, though it is narrower than the sample."""
+    from diffusion_pansharpening.engine import guard
+    from diffusion_pansharpening.engine.families import DEFAULT_WEIGHTS_DIR
+
+    pan, ms = sample_paths
+    plain = in_fill(pan, tmp_path / "pan.tif", 60), in_fill(ms, tmp_path / "ms.tif", 30)
+    declared = in_fill(pan, tmp_path / "pan0.tif", 60, 0), in_fill(ms, tmp_path / "ms0.tif", 30, 0)
+    pair = RasterPair(*plain)
+    assert pair.fill == 0.0 and RasterPair(*declared).fill is None
+    assert any("0 in every band" in w and "nodata" in w for w in pair.info().warnings)
+    outputs = [read_raster(_sharpen(*p, tmp_path / f"out{i}.tif", method="mtf-glp-hpm").output)
+               for i, p in enumerate((plain, declared))]
+    footprint = (read_raster(plain[0])[0] > 0)[: outputs[0].shape[1], : outputs[0].shape[2]]
+    written = gdal.Open(str(tmp_path / "out0.tif"))
+    mask = written.GetRasterBand(1).GetMaskBand().ReadAsArray() > 0
+    assert 0.3 < footprint.mean() < 0.5 and (mask == footprint).mean() > 0.99
+    assert np.abs(outputs[0].astype(float) - outputs[1])[:, footprint].max() <= 1
+    verdict = guard.check(pair, "fose", str(DEFAULT_WEIGHTS_DIR / "landsat8-fose.safetensors"), device="cpu")
+    assert not verdict.undecided and verdict.method == "fose" and max(verdict.size) < guard.SAMPLE
+
+
+def test_a_band_at_zero_along_an_edge_is_not_fill(tmp_path):
+    """A stretched product's dark pixels are 0 in a band, not in all of them: no fill."""
+    from diffusion_pansharpening.engine.raster_io import edge_fill
+
+    ms = np.random.default_rng(3).uniform(1, 200, (4, 64, 64))
+    ms[0, :, :20] = 0
+    pan, ms_path = tiny_pair(tmp_path, size=256, ms_values=ms)
+    assert edge_fill(gdal.Open(ms_path), 4) == 0.0 and RasterPair(pan, ms_path).fill is None
+    ms[1:, :, :20] = 0
+    assert edge_fill(gdal.Open(write_geotiff(tmp_path / "f.tif", ms, 4)), 4) == pytest.approx(20 / 64, abs=0.02)
+
+
 def test_colour_interpretation_is_red_green_blue_or_undefined(tmp_path):
     pan, ms = tiny_pair(tmp_path)
     ds = gdal.Open(ms, gdal.GA_Update)
