@@ -119,6 +119,9 @@ def content_window(pair, size: int = SAMPLE) -> tuple[int, int, int, int]:
     bad = ~np.isfinite(ov) | ((ov == nodata) if nodata is not None else False)
     if pair.fill is not None:  # fill around the scene without a nodata value (raster_io.edge_fill)
         bad |= ov == pair.fill
+    if pair.pan_mask is not None:  # an alpha band or a mask beside the PAN
+        bad |= pair.pan_mask.ReadAsArray(win.x0, win.y0, win.width, win.height,
+                                         buf_xsize=ov.shape[1], buf_ysize=ov.shape[0]) == 0
     gy, gx = np.gradient(np.where(bad, np.nanmean(np.where(bad, np.nan, ov)), ov))
     energy = np.where(bad, 0.0, np.hypot(gx, gy))
     near_bad = binary_dilation(bad) if bad.any() else bad  # a decimated read can miss a fill edge by a pixel

@@ -145,10 +145,13 @@ def _from_raster_pair(pair, max_size: int, kind: str) -> SceneNormalisation:
     ms_valid = np.ones(ms.shape[1:], dtype=bool)
     for b, nodata in enumerate(pair.ms_nodata):
         ms_valid &= valid_mask(ms[b], nodata)
-    if getattr(pair, "ms_alpha", None):  # a warped MS: voids are alpha 0 (raster_io)
-        ms_valid &= _read_decimated(ms_ds.GetRasterBand(pair.ms_alpha), 0, 0, ms_ds.RasterXSize,
-                                    ms_ds.RasterYSize, max_size) > 0
+    alpha = getattr(pair, "ms_alpha", None)  # an alpha band or a mask: 0 is nodata (raster_io)
+    ms_mask = ms_ds.GetRasterBand(alpha) if alpha else getattr(pair, "ms_mask", None)
+    if ms_mask is not None:
+        ms_valid &= _read_decimated(ms_mask, 0, 0, ms_ds.RasterXSize, ms_ds.RasterYSize, max_size) > 0
     pan_valid = valid_mask(pan, pair.pan_nodata)
+    if getattr(pair, "pan_mask", None) is not None:
+        pan_valid &= _read_decimated(pair.pan_mask, 0, 0, pan_band.XSize, pan_band.YSize, max_size) > 0
     fill = getattr(pair, "fill", None)  # fill without a nodata value (raster_io.edge_fill)
     if fill is not None:
         ms_valid &= ~(ms == fill).all(axis=0)

@@ -172,6 +172,32 @@ def _check_type(ds: gdal.Dataset, role: str) -> None:
         )
 
 
+def data_bands(ds: gdal.Dataset) -> int:
+    """The bands of ``ds`` that hold data: all but a last band that is an alpha mask (an
+    RGBA export, ``gdalwarp -dstalpha``): read as alpha by GDAL AND holding two values at
+    most, 0 and one other. A 4-band Byte GeoTIFF written as RGB has its NIR band read as
+    alpha; its values say it is data."""
+    count = ds.RasterCount
+    last = ds.GetRasterBand(count)
+    if count == 1 or last.GetColorInterpretation() != gdal.GCI_AlphaBand:
+        return count
+    step = max(1, math.ceil(max(ds.RasterXSize, ds.RasterYSize) / FILL_READ))
+    values = np.unique(last.ReadAsArray(buf_xsize=max(1, ds.RasterXSize // step),
+                                        buf_ysize=max(1, ds.RasterYSize // step)))
+    return count - int(len(values) == 1 or (len(values) == 2 and values[0] == 0))
+
+
+def mask_band(ds: gdal.Dataset, index: int) -> gdal.Band | None:
+    """The validity mask (0: nodata) of band ``index``: the alpha band where ``data_bands``
+    says the last band is one, else a mask GDAL keeps beside the bands (internal or .msk);
+    None where nodata is a value or every pixel is valid."""
+    if data_bands(ds) < ds.RasterCount:
+        return ds.GetRasterBand(ds.RasterCount)
+    band = ds.GetRasterBand(index)
+    flags = band.GetMaskFlags()
+    return band.GetMaskBand() if flags & gdal.GMF_PER_DATASET and not flags & gdal.GMF_ALPHA else None
+
+
 def edge_fill(ds: gdal.Dataset, bands: int) -> float:
     """The fraction of ``ds`` (a decimated read) that is 0 in all of its first ``bands``
     bands, in regions that touch its edges: the fill around a scene's footprint that a
@@ -205,9 +231,10 @@ class RasterPair:
                  sensor: str | None = None):
         self.pan_ds = open_raster(pan_path, "PAN")
         self.ms_src = open_raster(ms_path, "MS")
-        if pan_band is None and self.pan_ds.RasterCount > 1 and self.ms_src.RasterCount == 1:
+        self._bands = data_bands(self.ms_src)
+        if pan_band is None and data_bands(self.pan_ds) > 1 and self.bands == 1:
             raise PansharpenError(
-                f"The PAN and MS look swapped: the PAN file has {self.pan_ds.RasterCount} bands and the "
+                f"The PAN and MS look swapped: the PAN file has {data_bands(self.pan_ds)} bands and the "
                 "MS file one. Give the one-band panchromatic file as PAN and the multispectral file as MS."
             )
         self.pan_band_index = self._choose_pan_band(pan_band)
@@ -233,14 +260,17 @@ class RasterPair:
         self.scale = _scale_of(self.ms_src, self.sensor)
         self.pan_scale = _scale_of(self.pan_ds, self.sensor)
         self.pan_nodata = self.pan_ds.GetRasterBand(self.pan_band_index).GetNoDataValue()
+        self.pan_mask = mask_band(self.pan_ds, self.pan_band_index)
         self.ms_nodata = [self.ms_ds.GetRasterBand(b + 1).GetNoDataValue()
                           for b in range(self.bands)]
-        # a warped MS marks what it covers in an alpha band, not with a value data can take
+        # an MS with an alpha band (a warped one: what it covers) marks validity there,
+        # not with a value data can take; else GDAL may hold a mask beside the bands
         self.ms_alpha = self.bands + 1 if self.ms_ds.RasterCount > self.bands else None
+        self.ms_mask = mask_band(self.ms_ds, 1) if self.ms_alpha is None else None
 
     # -- checks -------------------------------------------------------------------
     def _choose_pan_band(self, pan_band: int | None) -> int:
-        count = self.pan_ds.RasterCount
+        count = data_bands(self.pan_ds)
         if pan_band is None:
             if count > 1:
                 raise PansharpenError(
@@ -345,6 +375,8 @@ class RasterPair:
             dstNodata="None", dstAlpha=True,  # the source's nodata is honoured; voids are alpha 0
             **({} if self.fill is None else  # fill: a pixel is nodata when every band is
                {"srcNodata": self.fill, "warpOptions": ["UNIFIED_SRC_NODATA=YES"]}),
+            # a last band read as alpha that holds data (data_bands) stays a band
+            options=["-nosrcalpha"] if self.bands == self.ms_src.RasterCount else [],
         )
         for b in range(self.ms_src.RasterCount):
             vrt.GetRasterBand(b + 1).SetDescription(self.ms_src.GetRasterBand(b + 1).GetDescription())
@@ -353,7 +385,7 @@ class RasterPair:
     # -- facts ------------------------------------------------------------------------
     @property
     def bands(self) -> int:
-        return self.ms_src.RasterCount
+        return self._bands
 
     @property
     def band_names(self) -> list[str]:
@@ -399,6 +431,8 @@ class RasterPair:
         w = self.window
         data = _read_padded(band, (rows[0] + w.y0, rows[1] + w.y0), (cols[0] + w.x0, cols[1] + w.x0))
         valid = valid_mask(data, self.pan_nodata)
+        if self.pan_mask is not None:
+            valid &= _read_padded(self.pan_mask, (rows[0] + w.y0, rows[1] + w.y0), (cols[0] + w.x0, cols[1] + w.x0)) > 0
         return data, valid
 
     @gdal_exceptions()
@@ -423,9 +457,9 @@ class RasterPair:
             valid &= valid_mask(data[b], nodata)
         if self.fill is not None:
             valid &= ~(data == self.fill).all(axis=0)
-        if self.ms_alpha is not None:
-            alpha = self.ms_ds.GetRasterBand(self.ms_alpha)
-            valid &= _read_padded(alpha, (rows[0] + oy, rows[1] + oy), (cols[0] + ox, cols[1] + ox)) > 0
+        mask = self.ms_ds.GetRasterBand(self.ms_alpha) if self.ms_alpha is not None else self.ms_mask
+        if mask is not None:
+            valid &= _read_padded(mask, (rows[0] + oy, rows[1] + oy), (cols[0] + ox, cols[1] + ox)) > 0
         return data, valid
 
     @property

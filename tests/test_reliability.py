@@ -201,6 +201,51 @@ def test_a_band_at_zero_along_an_edge_is_not_fill(tmp_path):
     assert edge_fill(gdal.Open(write_geotiff(tmp_path / "f.tif", ms, 4)), 4) == pytest.approx(20 / 64, abs=0.02)
 
 
+def with_alpha(path, out, transparent_cols):
+    """``path`` with an alpha band after its bands (``gdalwarp -dstalpha``, as an RGBA
+    export has), 0 in the first ``transparent_cols`` columns."""
+    target = gdal.Warp(str(out), path, dstAlpha=True)
+    alpha = target.GetRasterBand(target.RasterCount)
+    values = alpha.ReadAsArray()
+    values[:, :transparent_cols] = 0
+    alpha.WriteArray(values)
+    target = None
+    return str(out)
+
+
+def test_an_alpha_band_is_a_mask_not_a_band(tmp_path):
+    """RGBA exports: the alpha band of the MS (and of a PAN) is the validity mask; the
+    output has the data bands only, masked where the alpha is 0."""
+    pan, ms = tiny_pair(tmp_path, size=128)
+    pan_a, ms_a = with_alpha(pan, tmp_path / "pan_a.tif", 0), with_alpha(ms, tmp_path / "ms_a.tif", 8)
+    pair = RasterPair(pan_a, ms_a)
+    assert (pair.bands, pair.pan_band_index, pair.ms_alpha) == (4, 1, 5)
+    out = _sharpen(pan_a, ms_a, tmp_path / "out.tif", method="gsa").output
+    written = gdal.Open(out)
+    assert written.RasterCount == 4
+    mask = written.GetRasterBand(1).GetMaskBand().ReadAsArray()
+    assert (mask[:, :28] == 0).all() and (mask[:, 36:] > 0).all()
+
+
+def test_a_nir_band_a_byte_rgb_tiff_calls_alpha_stays_a_band(tmp_path):
+    """A 4-band Byte GeoTIFF written as RGB has its 4th band (NIR) read as alpha; its values
+    are not a mask, so it stays a band, also when the MS must be resampled (warped): dark
+    water, NIR 0, keeps its red, green and blue."""
+    ms = np.random.default_rng(4).uniform(50, 250, (4, 32, 32))
+    ms[3, :, :8] = 0  # water
+    pan, ms = tiny_pair(tmp_path, size=128, dtype=gdal.GDT_Byte, ms_values=ms)
+    tagged = str(tmp_path / "rgbn.tif")
+    gdal.Translate(tagged, ms, creationOptions=["PHOTOMETRIC=RGB", "ALPHA=YES"])
+    corner_aligned(tagged)
+    check = gdal.Open(tagged)
+    assert check.GetRasterBand(4).GetColorInterpretation() == gdal.GCI_AlphaBand
+    pair = RasterPair(pan, tagged)
+    assert pair.bands == 4 and pair.info().resampled
+    out = read_raster(_sharpen(pan, tagged, tmp_path / "out.tif", method="gsa").output)
+    assert out.shape[0] == 4 and out[3, :, 40:].mean() > 100
+    assert out[:3, 8:-8, 4:24].mean() > 100  # under the water: not made transparent by the warp
+
+
 def test_colour_interpretation_is_red_green_blue_or_undefined(tmp_path):
     pan, ms = tiny_pair(tmp_path)
     ds = gdal.Open(ms, gdal.GA_Update)
