@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import registry
 from .anchor import ANCHOR, ANCHOR_METHOD, Anchored, check_anchor
+from .band_order import Reordered, model_order
 from .classical import CLASSICAL
 from .deps import TORCH_HELP, torch_available
 from .errors import PansharpenError
@@ -82,12 +83,13 @@ class ClassicalTileMethod:
 
 def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
             weights: str | None = None, device: str = "auto", half: bool = True,
-            consistent: bool = True, anchor: float = ANCHOR):
+            consistent: bool = True, anchor: float = ANCHOR, band_names: tuple[str, ...] | None = None):
     """The per-tile callable for a method name (``auto`` resolved by the caller).
 
-    Deep models are followed by the spectral-consistency projection
-    (``consistency``) unless ``consistent`` is False, then mixed with the classical
-    anchor (``anchor``: its share, 0 for none)."""
+    Deep models get the bands in the order their metadata names when the file's
+    ``band_names`` say it is another (``band_order``), are followed by the
+    spectral-consistency projection (``consistency``) unless ``consistent`` is False,
+    then mixed with the classical anchor (``anchor``: its share, 0 for none)."""
     if name in CLASSICAL:
         if weights:
             raise PansharpenError(f"{name} is a classical method and takes no weights file.")
@@ -105,6 +107,9 @@ def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
     check_anchor(anchor)
     model = load(weights, device=device, half=half)
     _check_model_fits(model, name, ratio, bands)
+    order = model_order(band_names, model.metadata.get("bands"))
+    if order:
+        model = Reordered(model, order)
     if consistent:
         from .consistency import Consistent, gains_for
 

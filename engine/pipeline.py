@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from .errors import Cancelled, PansharpenError
 from .families import choose_model
 from .gdal_errors import gdal_exceptions
 from .anchor import ANCHOR, check_anchor
+from .band_order import Reordered
 from .methods import deep_options, prepare
 from .raster_io import PairInfo, RasterPair, Window
 from .streaming import run_tiled, tile_for
@@ -89,6 +91,8 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
     pair = RasterPair(request.pan, request.ms, request.pan_band, request.sensor)
     for warning in pair.info().warnings:  # about the pair, not the extent (e.g. a preview)
         say(warning)
+    # the file's band names reach every deep model made for this run (band_order)
+    prepare_method = functools.partial(prepare_method or prepare, band_names=tuple(pair.band_names))
     whole = pair.window
     if request.extent is not None:
         pair.window = _restrict(pair, request.extent)
@@ -129,8 +133,13 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
             run_progress = lambda f: progress(0.5 + 0.5 * f)
     anchor = ANCHOR if anchor is None else anchor
     options = deep_options(name, request.consistent, anchor)
-    method = (prepare_method or prepare)(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
-                                         weights=weights, device=request.device, half=request.half, **options)
+    method = prepare_method(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
+                            weights=weights, device=request.device, half=request.half, **options)
+    network = getattr(method, "network", method)
+    if isinstance(network, Reordered):
+        say(f"The MS names its bands {', '.join(pair.band_names)}; {name} takes them as "
+            f"{', '.join(network.metadata['bands'])}: they are given to it in that order, and the "
+            "output keeps the MS's.")
     tile = tile_for(method, request.tile)
     _check_tiling(tile, request.overlap)
     pixelwise = getattr(method, "pixelwise", False)
