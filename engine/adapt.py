@@ -232,14 +232,14 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
                               f"too slow to train through): adapt one of {', '.join(registry.adaptable())}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    order = list(model_order(pair.band_names, deep.metadata.get("bands")) or []) if pair is not None else []
-    if order:  # the bands as the network takes them (band_order)
-        sample = replace(sample, ms=sample.ms[order])
-    arrays, cols = scene_patches(sample, deep.normalisation, objective)
     from .consistency import gains_for, separable_operators
 
     gains = gains_for(sample.sensor, deep.bands)
-    ops = separable_operators(gains[order] if order else gains, sample.ratio, arrays[0].shape[-1])
+    order = model_order(pair.band_names, deep.metadata.get("bands")) if pair is not None else None
+    if order:  # the bands as the network takes them (band_order)
+        sample, gains = replace(sample, ms=sample.ms[list(order)]), gains[list(order)]
+    arrays, cols = scene_patches(sample, deep.normalisation, objective)
+    ops = separable_operators(gains, sample.ratio, arrays[0].shape[-1])
     ops = tuple(torch.from_numpy(o).to(deep.device) for o in ops)
     projection = ops if consistent and objective == "wald" else None
     val_idx, train_idx = split_patches(cols, arrays[0].shape[-1])

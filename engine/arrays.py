@@ -25,6 +25,14 @@ def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
     return valid
 
 
+def read_decimated(band, max_size: int) -> np.ndarray:
+    """A whole raster band (GDAL's ``ReadAsArray``; no GDAL import here) read at most
+    ``max_size`` pixels a side, every ``step``-th pixel, as float32."""
+    step = max(1, math.ceil(max(band.XSize, band.YSize) / max_size))
+    w, h = max(1, band.XSize // step), max(1, band.YSize // step)
+    return band.ReadAsArray(buf_xsize=w, buf_ysize=h).astype(np.float32)
+
+
 def mirror_pad(data: np.ndarray, pad) -> np.ndarray:
     """np.pad 'symmetric' that also works when the pad is wider than the data."""
     while True:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arrays import valid_mask
+from .arrays import read_decimated, valid_mask
 
 PERCENTILES = (1.0, 99.0)
 STATS_SIZE = 1024
@@ -128,34 +128,19 @@ def _decimate(array: np.ndarray, max_size: int) -> np.ndarray:
     return array[..., ::step, ::step]
 
 
-def _read_decimated(band, x0: int, y0: int, width: int, height: int, max_size: int) -> np.ndarray:
-    step = max(1, math.ceil(max(width, height) / max_size))
-    w, h = max(1, width // step), max(1, height // step)
-    return band.ReadAsArray(x0, y0, width, height, buf_xsize=w, buf_ysize=h).astype(np.float32)
-
-
 def _from_raster_pair(pair, max_size: int, kind: str) -> SceneNormalisation:
     """The whole PAN band and the whole aligned MS, not the output window: a user who
     sharpens only a map extent gets the same values there as for the whole scene."""
-    pan_band = pair.pan_ds.GetRasterBand(pair.pan_band_index)
-    pan = _read_decimated(pan_band, 0, 0, pan_band.XSize, pan_band.YSize, max_size)
-    ms_ds = pair.ms_ds
-    ms = np.stack([_read_decimated(ms_ds.GetRasterBand(b + 1), 0, 0, ms_ds.RasterXSize,
-                                   ms_ds.RasterYSize, max_size) for b in range(pair.bands)])
-    ms_valid = np.ones(ms.shape[1:], dtype=bool)
-    for b, nodata in enumerate(pair.ms_nodata):
-        ms_valid &= valid_mask(ms[b], nodata)
-    alpha = getattr(pair, "ms_alpha", None)  # an alpha band or a mask: 0 is nodata (raster_io)
-    ms_mask = ms_ds.GetRasterBand(alpha) if alpha else getattr(pair, "ms_mask", None)
-    if ms_mask is not None:
-        ms_valid &= _read_decimated(ms_mask, 0, 0, ms_ds.RasterXSize, ms_ds.RasterYSize, max_size) > 0
+    pan = read_decimated(pair.pan_ds.GetRasterBand(pair.pan_band_index), max_size)
+    ms = np.stack([read_decimated(pair.ms_ds.GetRasterBand(b + 1), max_size) for b in range(pair.bands)])
+    ms_valid = pair.valid_ms(ms)
+    if pair.ms_mask is not None:  # an alpha band or a mask: 0 is nodata (raster_io)
+        ms_valid &= read_decimated(pair.ms_mask, max_size) > 0
     pan_valid = valid_mask(pan, pair.pan_nodata)
-    if getattr(pair, "pan_mask", None) is not None:
-        pan_valid &= _read_decimated(pair.pan_mask, 0, 0, pan_band.XSize, pan_band.YSize, max_size) > 0
-    fill = getattr(pair, "fill", None)  # fill without a nodata value (raster_io.edge_fill)
-    if fill is not None:
-        ms_valid &= ~(ms == fill).all(axis=0)
-        pan_valid &= pan != fill
+    if pair.pan_mask is not None:
+        pan_valid &= read_decimated(pair.pan_mask, max_size) > 0
+    if pair.fill is not None:  # fill without a nodata value (raster_io.edge_fill): not the PAN's statistics
+        pan_valid &= pan != pair.fill
     return SceneNormalisation.from_samples(pan, pan_valid, ms, ms_valid, kind)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import gdal, osr
 
-from .arrays import mirror_pad, percent, valid_mask  # noqa: F401 (re-exported for old imports)
+from .arrays import mirror_pad, percent, read_decimated, valid_mask  # noqa: F401 (re-exported for old imports)
 from .errors import PansharpenError
 from .gdal_errors import gdal_exceptions
 from . import sensors
@@ -181,17 +181,15 @@ def data_bands(ds: gdal.Dataset) -> int:
     last = ds.GetRasterBand(count)
     if count == 1 or last.GetColorInterpretation() != gdal.GCI_AlphaBand:
         return count
-    step = max(1, math.ceil(max(ds.RasterXSize, ds.RasterYSize) / FILL_READ))
-    values = np.unique(last.ReadAsArray(buf_xsize=max(1, ds.RasterXSize // step),
-                                        buf_ysize=max(1, ds.RasterYSize // step)))
+    values = np.unique(read_decimated(last, FILL_READ))
     return count - int(len(values) == 1 or (len(values) == 2 and values[0] == 0))
 
 
-def mask_band(ds: gdal.Dataset, index: int) -> gdal.Band | None:
-    """The validity mask (0: nodata) of band ``index``: the alpha band where ``data_bands``
-    says the last band is one, else a mask GDAL keeps beside the bands (internal or .msk);
-    None where nodata is a value or every pixel is valid."""
-    if data_bands(ds) < ds.RasterCount:
+def mask_band(ds: gdal.Dataset, index: int, bands: int) -> gdal.Band | None:
+    """The validity mask (0: nodata) of band ``index`` of ``ds``, whose ``bands`` first
+    bands hold data (``data_bands``): the alpha band after them, else a mask GDAL keeps
+    beside the bands (internal or .msk); None where nodata is a value or every pixel is valid."""
+    if bands < ds.RasterCount:
         return ds.GetRasterBand(ds.RasterCount)
     band = ds.GetRasterBand(index)
     flags = band.GetMaskFlags()
@@ -206,11 +204,9 @@ def edge_fill(ds: gdal.Dataset, bands: int) -> float:
     in all of them."""
     from scipy import ndimage
 
-    step = max(1, math.ceil(max(ds.RasterXSize, ds.RasterYSize) / FILL_READ))
-    w, h = max(1, ds.RasterXSize // step), max(1, ds.RasterYSize // step)
-    zero = np.ones((h, w), dtype=bool)
+    zero = True
     for b in range(bands):
-        zero &= ds.GetRasterBand(b + 1).ReadAsArray(buf_xsize=w, buf_ysize=h) == 0
+        zero = zero & (read_decimated(ds.GetRasterBand(b + 1), FILL_READ) == 0)
         if not zero.any():
             return 0.0
     labels, _ = ndimage.label(zero)
@@ -232,9 +228,10 @@ class RasterPair:
         self.pan_ds = open_raster(pan_path, "PAN")
         self.ms_src = open_raster(ms_path, "MS")
         self._bands = data_bands(self.ms_src)
-        if pan_band is None and data_bands(self.pan_ds) > 1 and self.bands == 1:
+        self._pan_bands = data_bands(self.pan_ds)
+        if pan_band is None and self._pan_bands > 1 and self.bands == 1:
             raise PansharpenError(
-                f"The PAN and MS look swapped: the PAN file has {data_bands(self.pan_ds)} bands and the "
+                f"The PAN and MS look swapped: the PAN file has {self._pan_bands} bands and the "
                 "MS file one. Give the one-band panchromatic file as PAN and the multispectral file as MS."
             )
         self.pan_band_index = self._choose_pan_band(pan_band)
@@ -260,17 +257,17 @@ class RasterPair:
         self.scale = _scale_of(self.ms_src, self.sensor)
         self.pan_scale = _scale_of(self.pan_ds, self.sensor)
         self.pan_nodata = self.pan_ds.GetRasterBand(self.pan_band_index).GetNoDataValue()
-        self.pan_mask = mask_band(self.pan_ds, self.pan_band_index)
+        self.pan_mask = mask_band(self.pan_ds, self.pan_band_index, self._pan_bands)
         self.ms_nodata = [self.ms_ds.GetRasterBand(b + 1).GetNoDataValue()
                           for b in range(self.bands)]
         # an MS with an alpha band (a warped one: what it covers) marks validity there,
         # not with a value data can take; else GDAL may hold a mask beside the bands
         self.ms_alpha = self.bands + 1 if self.ms_ds.RasterCount > self.bands else None
-        self.ms_mask = mask_band(self.ms_ds, 1) if self.ms_alpha is None else None
+        self.ms_mask = mask_band(self.ms_ds, 1, self.bands)
 
     # -- checks -------------------------------------------------------------------
     def _choose_pan_band(self, pan_band: int | None) -> int:
-        count = data_bands(self.pan_ds)
+        count = self._pan_bands
         if pan_band is None:
             if count > 1:
                 raise PansharpenError(
@@ -452,15 +449,21 @@ class RasterPair:
             for b in range(self.bands)
         ]
         data = np.stack(bands)
+        valid = self.valid_ms(data)
+        if self.ms_mask is not None:
+            valid &= _read_padded(self.ms_mask, (rows[0] + oy, rows[1] + oy), (cols[0] + ox, cols[1] + ox)) > 0
+        return data, valid
+
+    def valid_ms(self, data: np.ndarray) -> np.ndarray:
+        """Where MS values (B, h, w) are data by value: finite and not nodata in any band,
+        and not the fill around the scene (0 in every band; ``edge_fill``). An alpha band
+        or a mask (``ms_mask``) is read apart."""
         valid = np.ones(data.shape[1:], dtype=bool)
         for b, nodata in enumerate(self.ms_nodata):
             valid &= valid_mask(data[b], nodata)
         if self.fill is not None:
             valid &= ~(data == self.fill).all(axis=0)
-        mask = self.ms_ds.GetRasterBand(self.ms_alpha) if self.ms_alpha is not None else self.ms_mask
-        if mask is not None:
-            valid &= _read_padded(mask, (rows[0] + oy, rows[1] + oy), (cols[0] + ox, cols[1] + ox)) > 0
-        return data, valid
+        return valid
 
     @property
     def ms_phase(self) -> tuple[int, int]:
