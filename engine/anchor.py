@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .consistency import Consistent, extra_halo
 from .errors import PansharpenError
 from .wrapped import AfterNetwork
 
@@ -111,15 +112,24 @@ class Anchored(AfterNetwork):
     tile) to the range from zero to the largest value of the tile's MS or network
     output. The mix scored Q2n 0.861 there unbounded and with the classical method on the
     network's (wider) context, 0.865 bounded, 0.880 bounded and on the classical method's
-    own context (``_classical``): the two halves' own scores were 0.839 and 0.878."""
+    own context (``_classical``): the two halves' own scores were 0.839 and 0.878.
+
+    When the deep method is projected onto the MS (``consistency.Consistent``), so is
+    the mix (module doc), with the same filter; the halo grows by the projection's."""
 
     def __init__(self, method, classical, anchor: float):
         super().__init__(method)
         self.classical, self.anchor = classical, anchor  # checked by methods.prepare
+        self.projection = method if isinstance(method, Consistent) else None
+
+    @property
+    def reach(self) -> int:
+        """PAN pixels of context the projection of the mix needs around the output."""
+        return 0 if self.projection is None else extra_halo(self.projection.ratio)
 
     @property
     def halo(self) -> int:
-        return max(self.method.halo, self.classical.halo)
+        return max(self.method.halo, self.classical.halo) + self.reach
 
     @property
     def preferred_tile(self) -> int:
@@ -128,9 +138,10 @@ class Anchored(AfterNetwork):
     def _classical(self, pan, lms, ms, out):
         """The classical method on the tile cut to its own halo (its statistics are
         tile-local: on the deep model's wider context, much of it filled beyond the
-        scene's edge, they would not be those of ``--method mtf-glp-hpm``); ``out``
-        (the network's values, a scratch array written into) keeps the rest of the
-        context, which the tiler drops."""
+        scene's edge, they would not be those of ``--method mtf-glp-hpm``); ``out`` (the
+        network's values, a scratch array written into) keeps the rest of the context,
+        which the tiler drops, and which the projection of the mix reaches into only at
+        the tile's edges."""
         r = self.classical.ratio
         m = (self.halo - self.classical.halo) // r
         if m <= 0 or 2 * m >= ms.shape[1] or 2 * m >= ms.shape[2]:
@@ -140,7 +151,8 @@ class Anchored(AfterNetwork):
         return out
 
     def step(self, out, tile, scene):
-        return self._mix(out, *tile, scene)
+        mixed = self._mix(out, *tile, scene)
+        return mixed if self.projection is None else self.projection.step(mixed, tile, scene)
 
     def _mix(self, deep, pan, lms, ms, scene):
         if scene is None:  # the constant scale: a gain only

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import binary_dilation
 
+from . import consistency
 from .anchor import ANCHOR, ANCHOR_METHOD, SHARES, bound_halves, mix
 from .classical import CLASSICAL
 from .errors import PansharpenError
@@ -172,8 +173,8 @@ def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device:
     """Q2n, SAM, ERGAS of each candidate (name -> weights file or None) on the sample's
     Wald-degraded copy, against the sample's MS. ``anchor`` None: a deep candidate is
     scored at the share of ``anchor.SHARES`` with the best Q2n (ties: the one nearest
-    ``ANCHOR``), mixed from its network's output and MTF-GLP-HPM's as ``Anchored`` mixes
-    them, at no extra run; that share is in its scores under ``ANCHOR_KEY``."""
+    ``ANCHOR``), mixed from its network's output and MTF-GLP-HPM's (and projected onto the MS)
+    as ``Anchored`` mixes them, at no extra run; that share is in its scores under ``ANCHOR_KEY``."""
     from . import quality
 
     r = sample.ratio
@@ -198,7 +199,11 @@ def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device:
             continue
         classical = outputs[ANCHOR_METHOD] if ANCHOR_METHOD in outputs else run(ANCHOR_METHOD)
         halves = bound_halves(fused, classical, reduced.ms, 0.0)
+        gains = consistency.gains_for(sample.sensor, len(reduced.ms))
         tried = {share: indices(mix(*halves, share)) for share in SHARES}
+        if consistent:  # as ``Anchored`` projects the mix of a projected network
+            tried.update({share: indices(consistency.project(mix(*halves, share), reduced.ms, r, gains))
+                          for share in SHARES if share})
         share = max(SHARES, key=lambda a: (tried[a]["Q2n"], -abs(a - ANCHOR)))
         scores[name] = {**tried[share], ANCHOR_KEY: share}
     return scores
