@@ -4,7 +4,7 @@ one the check chooses (the oracle), where ``generalisation.py`` shows the chosen
 
     .venv/bin/python benchmarks/anchor_share.py [--work .build/loso] [--archs fose,ksdiff]
 
-A deep output is F = (1 - a) P(N) + a MTF-GLP-HPM (``engine/anchor.py``, a = 0.5). The
+A deep output is F = P((1 - a) P(N) + a MTF-GLP-HPM) (``engine/anchor.py``, a = 0.5). The
 check behind ``auto`` (``engine/guard.py``) already runs the deep model and MTF-GLP-HPM
 on a Wald-degraded sample of the user's own scene; from the same two outputs it could
 pick the share a with the best Q2n there, at no extra cost (``anchor=None``: what the
@@ -18,7 +18,8 @@ own sample). Inputs too small for the check (the WorldView-3 patches) keep 0.5.
 Printed per input: the chosen share, the scores of every share (the oracle), and the
 comparisons won against the best of brovey, gsa and mtf-glp-hpm by the fixed share
 and by the chosen one. Each half is stored as the engine bounds it (clipped to the
-data's range) before the mix; whole images (the engine mixes per tile).
+data's range) before the mix, which is projected onto the MS for a > 0 (since session 16;
+the measurements in the docs before it mixed without); whole images (the engine mixes per tile).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import generalisation as g  # noqa: E402
 
-from diffusion_pansharpening.engine import guard, quality  # noqa: E402
+from diffusion_pansharpening.engine import consistency, guard, quality  # noqa: E402
 from diffusion_pansharpening.engine.anchor import ANCHOR, ANCHOR_METHOD  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import FULL_BORDER, Pair, sharpen_arrays  # noqa: E402
 
@@ -47,8 +48,11 @@ def halves(p: Pair, arch: str, weights: str, top: float) -> tuple[np.ndarray, np
             clip(sharpen_arrays(p, ANCHOR_METHOD)))
 
 
-def mix(h: tuple[np.ndarray, np.ndarray], share: float) -> np.ndarray:
-    return np.round((1.0 - share) * h[0] + share * h[1])
+def mix(h: tuple[np.ndarray, np.ndarray], share: float, p: Pair) -> np.ndarray:
+    fused = (1.0 - share) * h[0] + share * h[1]
+    if share:
+        fused = consistency.project(fused, p.ms, p.ratio, consistency.gains_for(p.sensor, len(p.ms)))
+    return np.round(fused)
 
 
 def chosen_share(p: Pair, arch: str, weights: str) -> tuple[float, dict]:
@@ -59,11 +63,10 @@ def chosen_share(p: Pair, arch: str, weights: str) -> tuple[float, dict]:
 
 
 def outputs(p: Pair, arch: str, weights: str, top: float) -> dict:
-    """Every mix of ``SHOWN`` and the classical methods, as stored (1.0 is MTF-GLP-HPM)."""
+    """Every mix of ``SHOWN`` and the classical methods, as stored (1.0: MTF-GLP-HPM projected)."""
     hv = halves(p, arch, weights, top)
-    out = {a: mix(hv, a) for a in SHOWN}
-    out.update({m: np.clip(np.round(sharpen_arrays(p, m)), 0, top) for m in CLASSICAL if m != ANCHOR_METHOD})
-    out[ANCHOR_METHOD] = out[1.0]
+    out = {a: np.clip(mix(hv, a, p), 0, top) for a in SHOWN}
+    out.update({m: np.clip(np.round(sharpen_arrays(p, m)), 0, top) for m in CLASSICAL})
     return out
 
 

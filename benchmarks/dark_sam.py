@@ -1,7 +1,7 @@
 """Where the deep methods lose SAM to brovey, and what pulling their spectra toward the MS's does.
 
     .venv/bin/python benchmarks/dark_sam.py --family vhr4 --scene spacenet6 [--arch fose]
-        [--work .build/loso] [--thetas 20,10,5] [--dark 100,25,10]
+        [--work .build/loso] [--thetas 20,10,5] [--dark 100,25,10] [--gains | --floor [--floors 0.25,0.5] [--before]]
 
 On the left-out scene's reduced-resolution inputs (Wald, 11-bit and the 8-bit product,
 outputs as stored; the fold's weights from ``generalisation.py --train``):
@@ -14,6 +14,10 @@ outputs as stored; the fold's weights from ``generalisation.py --train``):
    MS's (the part orthogonal to the MS's spectrum shortened, the part along it kept),
    in every pixel or only in the darkest DARK % of the upsampled MS's intensity, scored
    with Q2n, SAM, ERGAS and SCC. Not in the engine: docs/quality.md says why.
+
+``--gains`` rescales the network's detail instead, ``--floor`` keeps every band at or above a
+fraction of brovey's, after the mix's projection or (``--before``) before it (``print_gains``,
+``print_floors``; docs/sam.md).
 """
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ from scipy.ndimage import uniform_filter
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import generalisation as g  # noqa: E402
 
-from diffusion_pansharpening.engine import consistency, quality  # noqa: E402
+from diffusion_pansharpening.engine import consistency, guard, quality  # noqa: E402
+from diffusion_pansharpening.engine.anchor import ANCHOR, ANCHOR_METHOD, bound_halves, mix  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import Pair, sharpen_arrays  # noqa: E402
 
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
@@ -94,6 +99,45 @@ def print_gains(args, weights) -> None:
                     print(f"| {name} | {share:g} | {s['Q2n']:.4f} | {s['SAM']:.3f} | {s['ERGAS']:.3f} |")
 
 
+def print_floors(args, weights) -> None:
+    """``--floor``: what ``sharpen`` writes, and the same with every band kept at or above
+    C x brovey's value (a floor against the dark bands the network sends to zero), at
+    reduced resolution (Q2n, SAM, ERGAS) and at full resolution (HQNR), as stored."""
+    floors = [float(c) for c in args.floors.split(",")]
+    for label, item in g.test_items(args.family, args.scene):
+        for bits in ("11", "8"):
+            data = item if bits == "11" else g.as_8bit(item)
+            rows = {}
+            for level, pairs in (("reduced", reduced_inputs(data)),
+                                 ("full", [(g.full_and_reduced(data)[0], None)] if isinstance(data, Pair) else [])):
+                for pair, ref in pairs:
+                    bro = np.maximum(sharpen_arrays(pair, "brovey"), 0)
+                    floored = (floor_before(pair, weights[args.arch], args.arch, bro) if args.before else
+                               lambda c, deep=g.as_sharpen(pair, args.arch, weights[args.arch]): np.maximum(deep, c * bro))
+                    for c in [0.0] + floors:
+                        fused = g.as_stored(floored(c), bits)
+                        s = (quality.reduced_indices(fused, ref, pair.ratio) if ref is not None else
+                             quality.full_indices(fused, pair.pan, pair.ms, pair.ratio, pair.sensor, border=g.FULL_BORDER))
+                        rows.setdefault(c, {}).setdefault(level, []).append(s)
+            print(f"\n{args.family} without {args.scene}: {label}, {bits}-bit, {args.arch}")
+            print("| floor | Q2n | SAM | ERGAS | HQNR |\n|---|---:|---:|---:|---:|")
+            for c, by in rows.items():
+                red = [np.mean([s[k] for s in by["reduced"]]) for k in ("Q2n", "SAM", "ERGAS")]
+                full = f"{np.mean([s['HQNR'] for s in by['full']]):.4f}" if "full" in by else "-"
+                print(f"| {c:g} x brovey | {red[0]:.4f} | {red[1]:.3f} | {red[2]:.3f} | {full} |")
+
+
+def floor_before(pair: Pair, weights: str, arch: str, bro: np.ndarray):
+    """``--floor --before``: C -> the anchored mix at the share the check chooses, floored at
+    C x brovey, then projected onto the MS (whole image; the engine projects the mix per tile)."""
+    verdict = guard.judge(g._content_sample(pair), arch, weights, device="cpu", anchor=None)
+    share = ANCHOR if verdict.anchor is None else verdict.anchor
+    net = sharpen_arrays(pair, arch, weights=weights, device="cpu", anchor=0.0)
+    mixed = mix(*bound_halves(net, sharpen_arrays(pair, ANCHOR_METHOD), pair.ms, 0.0), share)
+    gains = consistency.gains_for(pair.sensor, len(pair.ms))
+    return lambda c: consistency.project(np.maximum(mixed, c * bro), pair.ms, pair.ratio, gains)
+
+
 def reduced_inputs(data):
     """(reduced-resolution input, reference) pairs of a scene part (a Pair or ready patches)."""
     if isinstance(data, Pair):
@@ -113,12 +157,18 @@ def main(argv=None) -> int:
     p.add_argument("--dark", default="100,25,10")
     p.add_argument("--gains", action="store_true", help="the detail-gain variants instead (module doc)")
     p.add_argument("--windows", default="33,9", help="--gains: window sizes of the per-pixel fits")
+    p.add_argument("--floor", action="store_true", help="the floor variants instead (``print_floors``)")
+    p.add_argument("--floors", default="0.25,0.5", help="--floor: the factors C")
+    p.add_argument("--before", action="store_true", help="--floor: on the mix before its projection")
     args = p.parse_args(argv)
     weights = g.fold_weights(args.family, args.scene, Path(args.work), "cpu", False)
     if weights is None:
         raise SystemExit(f"{args.family} without {args.scene}: not trained (generalisation.py --train)")
     if args.gains:
         print_gains(args, weights)
+        return 0
+    if args.floor:
+        print_floors(args, weights)
         return 0
     thetas = [float(t) for t in args.thetas.split(",")]
     darks = [float(d) for d in args.dark.split(",")]
