@@ -28,17 +28,17 @@ the 8-band WorldView-2 scene 11-bit 0.8992 -> 0.9050; IKONOS, where the check ch
 share 0, unchanged); it lowered ERGAS on 14 and SAM on 10 (raised them on 2 and 6) and
 raised HQNR on 10 of the 14 full-resolution inputs. It costs SAM on the inputs too
 small for the check (SpaceNet-6 tile 2 11-bit 5.04 -> 5.18, the WorldView-3 patches
-8-bit 7.32 -> 7.36) and HQNR on SpaceNet-6 tiles 1 and 3 at 11 bits (0.973 -> 0.953,
-0.978 -> 0.954, still above every classical method): fose wins 57 and ksdiff 56 of the
-benchmark's 68 comparisons, against 58 and 57 before (``docs/losses.md``). Session 15
-had tried it with the classical half run on the projection's wider context, much of it
-filled beyond a small scene's edge, so MTF-GLP-HPM's tile-local statistics changed
-everywhere (tile 1 8-bit 0.8887, where the projection done afterwards on the whole image
-gave 0.8993); on its own context the two agree (0.8988; ``tests/test_anchor.py``). The
-anchor and the projection together cost 21 % of fose's time and 36 % of e2e's on a 2048
-x 2048 Landsat-8 scene in float32 (the classical run, the second projection, and the
-network's context grown by the projection's reach; 1 % and 12 % before the outer P;
-``benchmarks/anchor_cost.py``).
+8-bit 7.32 -> 7.36) and HQNR on 4 inputs (SpaceNet-6 tile 1 11-bit 0.973 -> 0.953, tile 3
+0.978 -> 0.954 and 0.976 -> 0.958, WorldView-2 11-bit 0.969 -> 0.962; all still above every
+classical method): fose wins 57 and ksdiff 56 of the benchmark's 68 comparisons, against
+58 and 57 before (``docs/losses.md``). Session 15 had tried it with the classical half
+run on the projection's wider context, much of it filled beyond a small scene's edge, so
+MTF-GLP-HPM's tile-local statistics changed everywhere (tile 1 8-bit 0.8887, where the
+projection done afterwards on the whole image gave 0.8993); on its own context the two
+agree (0.8988; ``tests/test_anchor.py``). The anchor and the projection together cost 21 %
+of fose's time and 36 % of e2e's on a 2048 x 2048 Landsat-8 scene in float32 (the
+classical run, the second projection, and the network's context grown by the projection's
+reach; 1 % and 12 % before the outer P; ``benchmarks/anchor_cost.py``).
 
 Those numbers also say that the best share depends on the scene. So, unless the user
 gives one, the check (``guard``) chooses it: it already runs the network and MTF-GLP-HPM
