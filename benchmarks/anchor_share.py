@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import generalisation as g  # noqa: E402
 
-from diffusion_pansharpening.engine import consistency, guard, quality  # noqa: E402
-from diffusion_pansharpening.engine.anchor import ANCHOR, ANCHOR_METHOD  # noqa: E402
+from diffusion_pansharpening.engine import consistency, quality  # noqa: E402
+from diffusion_pansharpening.engine.anchor import ANCHOR, ANCHOR_METHOD, projected_mix  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import FULL_BORDER, Pair, sharpen_arrays  # noqa: E402
 
 SHOWN = (0.0, 0.25, 0.5, 0.75, 1.0)  # every share scored (the oracle); the check picks from anchor.SHARES
@@ -49,17 +49,14 @@ def halves(p: Pair, arch: str, weights: str, top: float) -> tuple[np.ndarray, np
 
 
 def mix(h: tuple[np.ndarray, np.ndarray], share: float, p: Pair) -> np.ndarray:
-    fused = (1.0 - share) * h[0] + share * h[1]
-    if share:
-        fused = consistency.project(fused, p.ms, p.ratio, consistency.gains_for(p.sensor, len(p.ms)))
-    return np.round(fused)
+    return np.round(projected_mix(*h, share, p.ms, p.ratio, consistency.gains_for(p.sensor, len(p.ms))))
 
 
 def chosen_share(p: Pair, arch: str, weights: str) -> tuple[float, dict]:
     """The share the engine's check chooses on ``p`` (``guard.judge`` on the content
     sample, ``anchor`` None) and its scores there; ``ANCHOR`` where it cannot decide."""
-    verdict = guard.judge(g._content_sample(p), arch, weights, device="cpu", anchor=None)
-    return (ANCHOR if verdict.anchor is None else verdict.anchor), verdict.scores
+    share, verdict = g.checked_share(p, arch, weights)
+    return share, verdict.scores
 
 
 def outputs(p: Pair, arch: str, weights: str, top: float) -> dict:

@@ -31,8 +31,8 @@ from scipy.ndimage import uniform_filter
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import generalisation as g  # noqa: E402
 
-from diffusion_pansharpening.engine import consistency, guard, quality  # noqa: E402
-from diffusion_pansharpening.engine.anchor import ANCHOR, ANCHOR_METHOD, bound_halves, mix  # noqa: E402
+from diffusion_pansharpening.engine import consistency, quality  # noqa: E402
+from diffusion_pansharpening.engine.anchor import ANCHOR_METHOD, bound_halves, mix  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import Pair, sharpen_arrays  # noqa: E402
 
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
@@ -130,8 +130,7 @@ def print_floors(args, weights) -> None:
 def floor_before(pair: Pair, weights: str, arch: str, bro: np.ndarray):
     """``--floor --before``: C -> the anchored mix at the share the check chooses, floored at
     C x brovey, then projected onto the MS (whole image; the engine projects the mix per tile)."""
-    verdict = guard.judge(g._content_sample(pair), arch, weights, device="cpu", anchor=None)
-    share = ANCHOR if verdict.anchor is None else verdict.anchor
+    share, _ = g.checked_share(pair, arch, weights)
     net = sharpen_arrays(pair, arch, weights=weights, device="cpu", anchor=0.0)
     mixed = mix(*bound_halves(net, sharpen_arrays(pair, ANCHOR_METHOD), pair.ms, 0.0), share)
     gains = consistency.gains_for(pair.sensor, len(pair.ms))

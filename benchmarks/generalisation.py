@@ -245,12 +245,18 @@ def one_step_teacher(dm50: str, work: Path) -> str:
     return str(target)
 
 
-def as_sharpen(pair: Pair, method: str, weights: str, register: bool = False) -> np.ndarray:
-    """What ``sharpen --method M`` runs: the deep model at the anchor share its check on
-    the input (the content-rich 512-pixel sample, degraded once more) chose, ``ANCHOR``
-    where the input is too small for the check; the share goes to ``as_sharpen.shares``."""
+def checked_share(pair: Pair, method: str, weights: str, register: bool = False):
+    """(share, verdict): the anchor share ``sharpen --method M``'s check chooses on the input
+    (the content-rich 512-pixel sample, degraded once more), ``ANCHOR`` where the input is
+    too small for the check."""
     verdict = guard.judge(_content_sample(pair), method, weights, device="cpu", anchor=None, register=register)
-    share = ANCHOR if verdict.anchor is None else verdict.anchor
+    return (ANCHOR if verdict.anchor is None else verdict.anchor), verdict
+
+
+def as_sharpen(pair: Pair, method: str, weights: str, register: bool = False) -> np.ndarray:
+    """What ``sharpen --method M`` runs: the deep model at the share ``checked_share`` gives;
+    the share goes to ``as_sharpen.shares``."""
+    share, verdict = checked_share(pair, method, weights, register)
     as_sharpen.shares.append(f"{method}{' registered' if register else ''} {share:g}"
                              f"{' (unchecked)' if verdict.undecided else ''}")
     return sharpen_arrays(pair, method, weights=weights, device="cpu", anchor=share, register=register)

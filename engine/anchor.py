@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .consistency import Consistent, extra_halo
+from .consistency import Consistent, extra_halo, project
 from .errors import PansharpenError
 from .wrapped import AfterNetwork
 
@@ -89,6 +89,15 @@ def bound_halves(deep: np.ndarray, classical: np.ndarray, ms: np.ndarray, zero) 
 def mix(deep: np.ndarray, classical: np.ndarray, anchor: float) -> np.ndarray:
     """(1 - a) deep + a classical (module doc), float32."""
     return ((1.0 - anchor) * deep + anchor * classical).astype(np.float32, copy=False)
+
+
+def projected_mix(deep: np.ndarray, classical: np.ndarray, anchor: float, ms: np.ndarray, ratio: int,
+                  gains: np.ndarray) -> np.ndarray:
+    """``Anchored``'s output on a whole image of a projected network: the mix, projected onto
+    the MS where it holds a classical share (module doc; at the share 0 the engine runs the
+    projected network alone)."""
+    out = mix(deep, classical, anchor)
+    return project(out, ms, ratio, gains) if anchor else out
 
 
 def check_anchor(anchor: float) -> float:

@@ -45,7 +45,7 @@ import numpy as np
 from scipy.ndimage import binary_dilation
 
 from . import consistency
-from .anchor import ANCHOR, ANCHOR_METHOD, SHARES, bound_halves, mix
+from .anchor import ANCHOR, ANCHOR_METHOD, SHARES, bound_halves, mix, projected_mix
 from .classical import CLASSICAL
 from .errors import PansharpenError
 from .evaluate import Pair, sharpen_arrays
@@ -199,11 +199,11 @@ def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device:
             continue
         classical = outputs[ANCHOR_METHOD] if ANCHOR_METHOD in outputs else run(ANCHOR_METHOD)
         halves = bound_halves(fused, classical, reduced.ms, 0.0)
-        gains = consistency.gains_for(sample.sensor, len(reduced.ms))
-        tried = {share: indices(mix(*halves, share)) for share in SHARES}
-        if consistent:  # as ``Anchored`` projects the mix of a projected network
-            tried.update({share: indices(consistency.project(mix(*halves, share), reduced.ms, r, gains))
-                          for share in SHARES if share})
+        if consistent:
+            gains = consistency.gains_for(sample.sensor, len(reduced.ms))
+            tried = {share: indices(projected_mix(*halves, share, reduced.ms, r, gains)) for share in SHARES}
+        else:
+            tried = {share: indices(mix(*halves, share)) for share in SHARES}
         share = max(SHARES, key=lambda a: (tried[a]["Q2n"], -abs(a - ANCHOR)))
         scores[name] = {**tried[share], ANCHOR_KEY: share}
     return scores
