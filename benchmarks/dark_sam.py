@@ -129,12 +129,13 @@ def print_floors(args, weights) -> None:
 
 def floor_before(pair: Pair, weights: str, arch: str, bro: np.ndarray):
     """``--floor --before``: C -> the anchored mix at the share the check chooses, floored at
-    C x brovey, then projected onto the MS (whole image; the engine projects the mix per tile)."""
+    C x brovey, then projected onto the MS as the engine projects the mix (multiplicatively since
+    session 17; whole image, where the engine projects per tile)."""
     share, _ = g.checked_share(pair, arch, weights)
     net = sharpen_arrays(pair, arch, weights=weights, device="cpu", anchor=0.0)
     mixed = mix(*bound_halves(net, sharpen_arrays(pair, ANCHOR_METHOD), pair.ms, 0.0), share)
     gains = consistency.gains_for(pair.sensor, len(pair.ms))
-    return lambda c: consistency.project(np.maximum(mixed, c * bro), pair.ms, pair.ratio, gains)
+    return lambda c: consistency.project_ratio(np.maximum(mixed, c * bro), pair.ms, pair.ratio, gains)
 
 
 def reduced_inputs(data):

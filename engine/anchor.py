@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .consistency import Consistent, extra_halo, project
+from .consistency import Consistent, extra_halo, project_ratio
 from .errors import PansharpenError
 from .wrapped import AfterNetwork
 
@@ -97,7 +97,7 @@ def projected_mix(deep: np.ndarray, classical: np.ndarray, anchor: float, ms: np
     the MS where it holds a classical share (module doc; at the share 0 the engine runs the
     projected network alone)."""
     out = mix(deep, classical, anchor)
-    return project(out, ms, ratio, gains) if anchor else out
+    return project_ratio(out, ms, ratio, gains) if anchor else out
 
 
 def check_anchor(anchor: float) -> float:
@@ -167,14 +167,14 @@ class Anchored(AfterNetwork):
         return out
 
     def step(self, out, tile, scene):
-        mixed = self._mix(out, *tile, scene)
-        return mixed if self.projection is None else self.projection.step(mixed, tile, scene)
-
-    def _mix(self, deep, pan, lms, ms, scene):
+        pan, lms, ms = tile
         if scene is None:  # the constant scale: a gain only
             pan_off, zero = np.float32(0), np.zeros((ms.shape[0], 1, 1), np.float32)
         else:
             pan_off = scene.normalise_pan(np.zeros(1, np.float32))[0]
             zero = scene.normalise_ms(np.zeros((ms.shape[0], 1, 1), np.float32))
-        classical = self._classical(pan - pan_off, lms - zero, ms - zero, deep - zero) + zero
-        return mix(*bound_halves(deep, classical, ms, zero), self.anchor)
+        classical = self._classical(pan - pan_off, lms - zero, ms - zero, out - zero) + zero
+        mixed = mix(*bound_halves(out, classical, ms, zero), self.anchor)
+        if self.projection is None:
+            return mixed
+        return project_ratio(mixed, ms, self.projection.ratio, self.projection.gains, zero)

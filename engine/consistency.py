@@ -88,6 +88,30 @@ def project(fused: np.ndarray, ms: np.ndarray, ratio: int, gains: np.ndarray,
     return fused
 
 
+RATIO_BOUNDS = (0.25, 4.0)  # how far one step of ``project_ratio`` may scale a band locally
+
+
+def project_ratio(fused: np.ndarray, ms: np.ndarray, ratio: int, gains: np.ndarray, zero=0.0,
+                  iterations: int = ITERATIONS) -> np.ndarray:
+    """The back-projection steps made multiplicative about the data's ``zero`` (scalar or
+    (B, 1, 1)): F' = z + (F - z) U((MS - z) / D(H(F - z))), each quotient bounded to
+    ``RATIO_BOUNDS`` (1 where the degraded image has nothing above zero). Used on the
+    anchored mix (``anchor``): a dark pixel is scaled like its neighbours instead of
+    having their offset added, so no band is pushed through zero and its spectral angle
+    is corrected as a bright pixel's is. Where the MS has values below zero the additive
+    ``project`` runs instead. Equivariant to a gain and to the offset ``zero``."""
+    ms = ms.astype(np.float32, copy=False)
+    if not (ms >= zero).all():
+        return project(fused, ms, ratio, gains, iterations)
+    zero = np.asarray(zero, np.float32)
+    above, ms_above = np.maximum(fused - zero, 0), ms - zero
+    for _ in range(iterations):
+        low = degrade(above, gains, ratio)
+        quotient = np.divide(ms_above, low, out=np.ones_like(low), where=low > 0)
+        above = above * np.maximum(bicubic(np.clip(quotient, *RATIO_BOUNDS), ratio), 0)
+    return (above + zero).astype(np.float32, copy=False)
+
+
 def separable_operators(gains: np.ndarray, ratio: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """1-D matrices of the projection on a ``size`` x ``size`` patch, for training
     through it (``adapt``): per band ``M`` (B, size/r, size), the MTF filter (its

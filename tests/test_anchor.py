@@ -32,8 +32,8 @@ def test_the_default_output_is_the_network_and_the_classical_method_half_and_hal
     net = sharpen_arrays(pair, "e2e", weights=E2E, device="cpu", half=False, anchor=0.0)
     mixed = sharpen_arrays(pair, "e2e", weights=E2E, device="cpu", half=False, tile=tile)
     classical = sharpen_arrays(pair, anchor.ANCHOR_METHOD)
-    expected = consistency.project((1 - anchor.ANCHOR) * net + anchor.ANCHOR * classical, pair.ms, 2,
-                                   consistency.gains_for(pair.sensor, 4))
+    expected = consistency.project_ratio((1 - anchor.ANCHOR) * net + anchor.ANCHOR * classical, pair.ms, 2,
+                                         consistency.gains_for(pair.sensor, 4))
     inner = (slice(None), slice(32, -32), slice(32, -32))
     error = np.abs(mixed - expected)[inner]
     if tile is None:  # on the projection's context, the classical half was up to 26 DN off

@@ -27,6 +27,31 @@ def test_projection_restores_band_means_and_the_ms(landsat):
     assert mismatch(out) < 0.2 * mismatch(shifted)
 
 
+def test_the_ratio_projection_scales_dark_pixels_instead_of_shifting_them(landsat):
+    """``project_ratio`` (the anchored mix's projection) brings a colour-shifted image as
+    close to the MS as the additive steps do, keeps every value above the data's zero
+    where the additive steps push dark pixels through it, and commutes with a gain and
+    that zero's offset (the engine runs it on scene-normalised tiles)."""
+    r, gains = landsat.ratio, consistency.gains_for("LANDSAT8", 4)
+    ms = landsat.ms.astype(np.float32)
+    lms = upsample(ms, r)
+    colours = np.array([0.8, 0.9, 1.1, 1.2], np.float32)[:, None, None]
+    mismatch = lambda f: np.abs(consistency.degrade(f, gains, r) - ms).mean()
+    shifted = lms * colours + 50
+    ratio = consistency.project_ratio(shifted, ms, r, gains)
+    assert mismatch(ratio) < 0.05 * mismatch(shifted)
+    assert mismatch(ratio) < 1.1 * mismatch(consistency.project(shifted, ms, r, gains))
+    dark = shifted * np.where(np.arange(lms.shape[1]) % 7 == 0, 0.05, 1.0)[None, :, None]  # dark rows
+    assert (consistency.project(dark, ms, r, gains) < 0).any()
+    assert (consistency.project_ratio(dark, ms, r, gains) >= 0).all()
+    gain, offset = np.float32(0.5), np.array([10, 20, 30, 40], np.float32)[:, None, None]
+    moved = consistency.project_ratio(gain * shifted + offset, gain * ms + offset, r, gains, zero=offset)
+    np.testing.assert_allclose(moved, gain * ratio + offset, rtol=1e-4, atol=1e-3 * float(ms.std()))
+    negative = ms - 2 * ms.mean()  # an MS with values below zero: the additive steps
+    np.testing.assert_array_equal(consistency.project_ratio(shifted, negative, r, gains),
+                                  consistency.project(shifted, negative, r, gains))
+
+
 def test_tiled_projection_equals_the_whole_image(landsat):
     """The projection's extra halo keeps tiling exact: small tiles give the image that
     one tile over the whole scene gives."""
