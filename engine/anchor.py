@@ -2,10 +2,11 @@
 
 Project choice (named; not in either paper): a deep method's output is
 
-    F = P((1 - a) * P(N) + a * MTF-GLP-HPM)
+    F = R((1 - a) * P(N) + a * MTF-GLP-HPM)
 
 with P the consistency projection onto the MS (``consistency``; P(N) the network's
-output after it) and ``a`` = ``ANCHOR`` by default (``--anchor``; 0 gives P(N) alone).
+output after it), R the same projection made multiplicative about the data's zero
+(``consistency.project_ratio``; below) and ``a`` = ``ANCHOR`` by default (``--anchor``; 0 gives P(N) alone).
 Fose already fuses two estimates (its one-step diffusion model and its end-to-end
 network); this adds a third that no training scene shaped: the MTF-matched detail
 injection whose gains come from the scene itself. On scenes our networks never saw the
@@ -39,6 +40,20 @@ agree (0.8988; ``tests/test_anchor.py``). The anchor and the projection together
 of fose's time and 36 % of e2e's on a 2048 x 2048 Landsat-8 scene in float32 (the
 classical run, the second projection, and the network's context grown by the projection's
 reach; 1 % and 12 % before the outer P; ``benchmarks/anchor_cost.py``).
+
+R, not P, on the mix (session 17): the additive step adds each neighbourhood's
+mismatch to a dark pixel as to a bright one, so a water or shadow pixel's small bands
+were shifted by their bright neighbours' offsets, some through zero, and its spectrum
+turned far; scaled instead, a dark pixel keeps the angle its bright neighbours'
+correction gives them. On the leave-one-scene-out benchmark it lowered fose's SAM on
+13 of the 18 left-out inputs (SpaceNet-6 tile 2 8-bit 5.79 -> 5.51, raised on 2: tile 1
+8-bit 10.68 -> 10.82) and ERGAS on 12 (tile 1 8-bit 9.39 -> 9.14), raised Q2n on 12
+(lowered on 3, by at most 0.0003) and HQNR on 8 of 14 (lowered on 6, by at most 0.004);
+fose wins 62 and ksdiff 60 of the 68 comparisons (57 and 56 with P). The network's own
+projection stays additive: made multiplicative too, it cost the 8-band model on the
+WorldView-2 scene 0.09 Q2n at 11 bits (0.905 -> 0.813; a raw network's bands can be far
+from the MS's, and bounded quotients cannot fix that). The anchor with R costs 26 % of fose's
+time and 40 % of e2e's on the 2048 x 2048 scene (21 % and 36 % with P; ``docs/performance.md``).
 
 Those numbers also say that the best share depends on the scene. So, unless the user
 gives one, the check (``guard``) chooses it: it already runs the network and MTF-GLP-HPM
@@ -93,9 +108,9 @@ def mix(deep: np.ndarray, classical: np.ndarray, anchor: float) -> np.ndarray:
 
 def projected_mix(deep: np.ndarray, classical: np.ndarray, anchor: float, ms: np.ndarray, ratio: int,
                   gains: np.ndarray) -> np.ndarray:
-    """``Anchored``'s output on a whole image of a projected network: the mix, projected onto
-    the MS where it holds a classical share (module doc; at the share 0 the engine runs the
-    projected network alone)."""
+    """``Anchored``'s output on a whole image of a projected network, in the data's own units:
+    the mix, projected onto the MS (multiplicatively) where it holds a classical share (module
+    doc; at the share 0 the engine runs the projected network alone)."""
     out = mix(deep, classical, anchor)
     return project_ratio(out, ms, ratio, gains) if anchor else out
 
@@ -131,7 +146,8 @@ class Anchored(AfterNetwork):
     own context (``_classical``): the two halves' own scores were 0.839 and 0.878.
 
     When the deep method is projected onto the MS (``consistency.Consistent``), so is
-    the mix (module doc), with the same filter; the halo grows by the projection's."""
+    the mix (module doc), with the same filter and gains, multiplicatively about the
+    tile's zero; the halo grows by the projection's."""
 
     def __init__(self, method, classical, anchor: float):
         super().__init__(method)
