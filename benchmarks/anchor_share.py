@@ -41,14 +41,15 @@ SHOWN = (0.0, 0.25, 0.5, 0.75, 1.0)  # every share scored (the oracle); the chec
 CLASSICAL = ("brovey", "gsa", "mtf-glp-hpm")
 
 
-def halves(p: Pair, arch: str, weights: str, top: float) -> tuple[np.ndarray, np.ndarray]:
-    """The network's output after the projection and the anchor's, each as stored."""
+def halves(p: Pair, arch: str, weights: str, top: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The network's output after the projection and the anchor's, each as stored, and
+    Brovey's (the floor under the mix: ``anchor.floored``)."""
     clip = lambda a: np.clip(np.asarray(a, np.float32), 0, top)
     return (clip(sharpen_arrays(p, arch, weights=weights, device="cpu", anchor=0.0)),
-            clip(sharpen_arrays(p, ANCHOR_METHOD)))
+            clip(sharpen_arrays(p, ANCHOR_METHOD)), sharpen_arrays(p, "brovey"))
 
 
-def mix(h: tuple[np.ndarray, np.ndarray], share: float, p: Pair) -> np.ndarray:
+def mix(h: tuple[np.ndarray, np.ndarray, np.ndarray], share: float, p: Pair) -> np.ndarray:
     return np.round(projected_mix(*h, share, p.ms, p.ratio, consistency.gains_for(p.sensor, len(p.ms))))
 
 
@@ -60,7 +61,7 @@ def chosen_share(p: Pair, arch: str, weights: str) -> tuple[float, dict]:
 
 
 def outputs(p: Pair, arch: str, weights: str, top: float) -> dict:
-    """Every mix of ``SHOWN`` and the classical methods, as stored (1.0: MTF-GLP-HPM projected)."""
+    """Every mix of ``SHOWN`` and the classical methods, as stored (1.0: MTF-GLP-HPM floored and projected)."""
     hv = halves(p, arch, weights, top)
     out = {a: np.clip(mix(hv, a, p), 0, top) for a in SHOWN}
     out.update({m: np.clip(np.round(sharpen_arrays(p, m)), 0, top) for m in CLASSICAL})

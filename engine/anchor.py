@@ -2,11 +2,11 @@
 
 Project choice (named; not in either paper): a deep method's output is
 
-    F = R((1 - a) * P(N) + a * MTF-GLP-HPM)
+    F = R(max((1 - a) * P(N) + a * MTF-GLP-HPM, c * Brovey))
 
 with P the consistency projection onto the MS (``consistency``; P(N) the network's
 output after it), R the same projection made multiplicative about the data's zero
-(``consistency.project_ratio``; below) and ``a`` = ``ANCHOR`` by default (``--anchor``; 0 gives P(N) alone).
+(``consistency.project_ratio``; below), c = ``FLOOR`` (below) and ``a`` = ``ANCHOR`` by default (``--anchor``; 0 gives P(N) alone).
 Fose already fuses two estimates (its one-step diffusion model and its end-to-end
 network); this adds a third that no training scene shaped: the MTF-matched detail
 injection whose gains come from the scene itself. On scenes our networks never saw the
@@ -55,6 +55,16 @@ WorldView-2 scene 0.09 Q2n at 11 bits (0.905 -> 0.813; a raw network's bands can
 from the MS's, and bounded quotients cannot fix that). The anchor with R costs 26 % of fose's
 time and 40 % of e2e's on the 2048 x 2048 scene (21 % and 36 % with P; ``docs/performance.md``).
 
+The floor (session 17, ``FLOOR``): in the darkest pixels of a scene unlike the training
+scenes (water and shadow of the SpaceNet-6 tiles) the network sends visible bands to zero
+where the reference has them small but positive, and a spectrum with a zeroed band turns
+far (``docs/sam.md``). So every band of the mix is kept at or above c x Brovey's value,
+Brovey being the upsampled MS's own spectrum scaled to the PAN, before R. R scales a
+floored band with its neighbours, so it keeps the angle the floor gave (the additive P
+took most of it back, and a floor after P broke the consistency that HQNR measures). c =
+0.5 was the value fixed in session 16 before any measurement with R; 0.75 gained more on
+SpaceNet-6 and cost Landsat-8 8-bit 0.04 Q2n.
+
 Those numbers also say that the best share depends on the scene. So, unless the user
 gives one, the check (``guard``) chooses it: it already runs the network and MTF-GLP-HPM
 on a Wald-degraded sample of the user's own scene, and from those two outputs it scores
@@ -80,12 +90,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .classical import brovey
 from .consistency import Consistent, extra_halo, project_ratio
 from .errors import PansharpenError
 from .wrapped import AfterNetwork
 
 ANCHOR = 0.5  # share of the classical method in a deep method's output when none is chosen
 ANCHOR_METHOD = "mtf-glp-hpm"
+FLOOR = 0.5  # every band of the mix at least this share of Brovey's before its projection (module doc)
 SHARES = (0.0, 0.25, 0.5)  # the shares the check chooses from (guard): the network keeps at least half
 
 
@@ -106,13 +118,22 @@ def mix(deep: np.ndarray, classical: np.ndarray, anchor: float) -> np.ndarray:
     return ((1.0 - anchor) * deep + anchor * classical).astype(np.float32, copy=False)
 
 
-def projected_mix(deep: np.ndarray, classical: np.ndarray, anchor: float, ms: np.ndarray, ratio: int,
-                  gains: np.ndarray) -> np.ndarray:
-    """``Anchored``'s output on a whole image of a projected network, in the data's own units:
-    the mix, projected onto the MS (multiplicatively) where it holds a classical share (module
-    doc; at the share 0 the engine runs the projected network alone)."""
+def floored(mixed: np.ndarray, bro: np.ndarray, ms: np.ndarray, zero) -> np.ndarray:
+    """Every band at or above ``FLOOR`` x Brovey's value above the data's ``zero``, where the
+    MS has no values below it (module doc)."""
+    if not (ms >= zero).all():
+        return mixed
+    return np.maximum(mixed, zero + FLOOR * np.maximum(bro - zero, 0)).astype(np.float32, copy=False)
+
+
+def projected_mix(deep: np.ndarray, classical: np.ndarray, bro: np.ndarray, anchor: float, ms: np.ndarray,
+                  ratio: int, gains: np.ndarray) -> np.ndarray:
+    """``Anchored``'s output on a whole image of a projected network, in the data's own units
+    (``bro``: Brovey's output): the mix, floored and projected onto the MS (multiplicatively)
+    where it holds a classical share (module doc; at the share 0 the engine runs the projected
+    network alone)."""
     out = mix(deep, classical, anchor)
-    return project_ratio(out, ms, ratio, gains) if anchor else out
+    return project_ratio(floored(out, bro, ms, 0.0), ms, ratio, gains) if anchor else out
 
 
 def check_anchor(anchor: float) -> float:
@@ -146,8 +167,9 @@ class Anchored(AfterNetwork):
     own context (``_classical``): the two halves' own scores were 0.839 and 0.878.
 
     When the deep method is projected onto the MS (``consistency.Consistent``), so is
-    the mix (module doc), with the same filter and gains, multiplicatively about the
-    tile's zero; the halo grows by the projection's."""
+    the mix (module doc), floored under Brovey's values (pixel by pixel: no context) and
+    projected with the same filter and gains, multiplicatively about the tile's zero; the
+    halo grows by the projection's."""
 
     def __init__(self, method, classical, anchor: float):
         super().__init__(method)
@@ -193,4 +215,5 @@ class Anchored(AfterNetwork):
         mixed = mix(*bound_halves(out, classical, ms, zero), self.anchor)
         if self.projection is None:
             return mixed
+        mixed = floored(mixed, brovey(pan - pan_off, lms - zero) + zero, ms, zero)
         return project_ratio(mixed, ms, self.projection.ratio, self.projection.gains, zero)

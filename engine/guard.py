@@ -173,8 +173,9 @@ def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device:
     """Q2n, SAM, ERGAS of each candidate (name -> weights file or None) on the sample's
     Wald-degraded copy, against the sample's MS. ``anchor`` None: a deep candidate is
     scored at the share of ``anchor.SHARES`` with the best Q2n (ties: the one nearest
-    ``ANCHOR``), mixed from its network's output and MTF-GLP-HPM's (and projected onto the MS)
-    as ``Anchored`` mixes them, at no extra run; that share is in its scores under ``ANCHOR_KEY``."""
+    ``ANCHOR``), mixed from its network's output and MTF-GLP-HPM's (floored under Brovey's and
+    projected onto the MS) as ``Anchored`` mixes them, at no extra network run; that share is
+    in its scores under ``ANCHOR_KEY``."""
     from . import quality
 
     r = sample.ratio
@@ -201,7 +202,8 @@ def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device:
         halves = bound_halves(fused, classical, reduced.ms, 0.0)
         if consistent:
             gains = consistency.gains_for(sample.sensor, len(reduced.ms))
-            tried = {share: indices(projected_mix(*halves, share, reduced.ms, r, gains)) for share in SHARES}
+            bro = outputs["brovey"] if "brovey" in outputs else run("brovey")
+            tried = {share: indices(projected_mix(*halves, bro, share, reduced.ms, r, gains)) for share in SHARES}
         else:
             tried = {share: indices(mix(*halves, share)) for share in SHARES}
         share = max(SHARES, key=lambda a: (tried[a]["Q2n"], -abs(a - ANCHOR)))

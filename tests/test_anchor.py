@@ -21,7 +21,7 @@ def landsat(sample_paths):
 def test_the_default_output_is_the_network_and_the_classical_method_half_and_half(landsat, tile):
     """The shipped model's tiles come normalised by the scene's statistics (an offset
     and a span); the anchor undoes the offset for MTF-GLP-HPM, which is not offset-
-    equivariant, and projects the mix onto the MS as the network's output is, so the
+    equivariant, keeps it at or above half of Brovey's values, projects it onto the MS, so the
     output equals the two outputs made apart over the whole image, mixed and projected,
     away from its borders. In several tiles it does up to MTF-GLP-HPM's tile-local
     statistics (a few pixels at the seams), with the classical half on its own context
@@ -31,9 +31,9 @@ def test_the_default_output_is_the_network_and_the_classical_method_half_and_hal
     pair = Pair(landsat.pan[:256, :256], landsat.ms[:, :128, :128], 2, landsat.scale, landsat.sensor)
     net = sharpen_arrays(pair, "e2e", weights=E2E, device="cpu", half=False, anchor=0.0)
     mixed = sharpen_arrays(pair, "e2e", weights=E2E, device="cpu", half=False, tile=tile)
-    classical = sharpen_arrays(pair, anchor.ANCHOR_METHOD)
-    expected = consistency.project_ratio((1 - anchor.ANCHOR) * net + anchor.ANCHOR * classical, pair.ms, 2,
-                                         consistency.gains_for(pair.sensor, 4))
+    classical, bro = sharpen_arrays(pair, anchor.ANCHOR_METHOD), sharpen_arrays(pair, "brovey")
+    expected = anchor.projected_mix(net, classical, bro, anchor.ANCHOR, pair.ms, 2,
+                                    consistency.gains_for(pair.sensor, 4))
     inner = (slice(None), slice(32, -32), slice(32, -32))
     error = np.abs(mixed - expected)[inner]
     if tile is None:  # on the projection's context, the classical half was up to 26 DN off
@@ -41,6 +41,23 @@ def test_the_default_output_is_the_network_and_the_classical_method_half_and_hal
     else:
         assert np.median(error) < 0.002 * pair.ms.std() and np.percentile(error, 99) < 0.05 * pair.ms.std()
     assert np.abs(mixed - net)[inner].mean() > 0.1 * np.percentile(error, 99)
+
+
+def test_the_floor_lifts_only_bands_below_half_of_brovey(landsat):
+    """``anchor.floored``: a band the network sent to zero comes back to FLOOR x Brovey's
+    value (about the data's zero), every other value stays; an MS with values below the
+    zero (an offset encoding) leaves the mix as it is."""
+    pair = Pair(landsat.pan[:128, :128], landsat.ms[:, :64, :64], 2, landsat.scale, landsat.sensor)
+    bro = sharpen_arrays(pair, "brovey")
+    mixed = sharpen_arrays(pair, anchor.ANCHOR_METHOD)
+    mixed[1, ::5] = 0  # a zeroed band on every fifth row
+    out = anchor.floored(mixed, bro, pair.ms, 0.0)
+    low = mixed < anchor.FLOOR * bro
+    assert low[1, ::5].all() and low.sum() > low[1, ::5].size / 2
+    np.testing.assert_allclose(out[low], anchor.FLOOR * bro[low], rtol=1e-6)
+    np.testing.assert_array_equal(out[~low], mixed[~low])
+    zero = float(pair.ms.max())  # every MS value below it
+    np.testing.assert_array_equal(anchor.floored(mixed, bro, pair.ms, zero), mixed)
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
