@@ -53,7 +53,7 @@ def test_the_floor_lifts_only_bands_below_half_of_brovey(landsat):
     mixed[1, ::5] = 0  # a zeroed band on every fifth row
     out = anchor.floored(mixed, bro, pair.ms, 0.0)
     low = mixed < anchor.FLOOR * bro
-    assert low[1, ::5].all() and low.sum() > low[1, ::5].size / 2
+    assert low[1, ::5].all()
     np.testing.assert_allclose(out[low], anchor.FLOOR * bro[low], rtol=1e-6)
     np.testing.assert_array_equal(out[~low], mixed[~low])
     zero = float(pair.ms.max())  # every MS value below it
