@@ -52,8 +52,9 @@ correction gives them. On the leave-one-scene-out benchmark it lowered fose's SA
 fose wins 62 and ksdiff 60 of the 68 comparisons (57 and 56 with P). The network's own
 projection stays additive: made multiplicative too, it cost the 8-band model on the
 WorldView-2 scene 0.09 Q2n at 11 bits (0.905 -> 0.813; a raw network's bands can be far
-from the MS's, and bounded quotients cannot fix that). The anchor with R costs 26 % of fose's
-time and 40 % of e2e's on the 2048 x 2048 scene (21 % and 36 % with P; ``docs/performance.md``).
+from the MS's, and bounded quotients cannot fix that). The anchor with R (and the floor below)
+costs 26-27 % of fose's time and 38-40 % of e2e's on the 2048 x 2048 scene (21 % and 36 % with P;
+``docs/performance.md``).
 
 The floor (session 17, ``FLOOR``): in the darkest pixels of a scene unlike the training
 scenes (water and shadow of the SpaceNet-6 tiles) the network sends visible bands to zero
