@@ -97,7 +97,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classical import brovey
 from .consistency import Consistent, extra_halo, project_ratio
 from .errors import PansharpenError
 from .wrapped import AfterNetwork
@@ -131,6 +130,15 @@ def floored(mixed: np.ndarray, bro: np.ndarray, ms: np.ndarray, zero) -> np.ndar
     if not (ms >= zero).all():
         return mixed
     return np.maximum(mixed, zero + FLOOR * np.maximum(bro - zero, 0)).astype(np.float32, copy=False)
+
+
+def brovey_values(pan: np.ndarray, lms: np.ndarray) -> np.ndarray:
+    """Brovey's output (``classical.brovey``: each band x PAN / the bands' mean) with the mean
+    taken in float64, where the sum of a few float32 values is exact, so that the floor does
+    not depend on the order of the bands (``band_order`` reorders them for the network)."""
+    pseudo = lms.mean(axis=0, dtype=np.float64)
+    factor = np.where(pseudo > 0, pan / np.where(pseudo > 0, pseudo, 1.0), 0.0)
+    return (lms * factor).astype(np.float32)
 
 
 def projected_mix(deep: np.ndarray, classical: np.ndarray, bro: np.ndarray, anchor: float, ms: np.ndarray,
@@ -222,5 +230,5 @@ class Anchored(AfterNetwork):
         mixed = mix(*bound_halves(out, classical, ms, zero), self.anchor)
         if self.projection is None:
             return mixed
-        mixed = floored(mixed, brovey(pan - pan_off, lms - zero) + zero, ms, zero)
+        mixed = floored(mixed, brovey_values(pan - pan_off, lms - zero) + zero, ms, zero)
         return project_ratio(mixed, ms, self.projection.ratio, self.projection.gains, zero)
