@@ -38,7 +38,7 @@ def main() -> int:
                 full, reduced = loso.full_and_reduced(item if bits == "11-bit" else loso.as_8bit(item))
                 for protocol, data, index in (("reduced", reduced, "Q2n"), ("full", full, "HQNR")):
                     sample = loso._content_sample(data)
-                    if sample.pan.size < (guard.MIN_REDUCED * data.ratio) ** 2:
+                    if guard.too_small(sample.pan.shape, data.ratio):
                         continue  # too small to check: auto runs fose unchecked
                     scores = guard.score_candidates(sample, {**{a: weights[a] for a in DEEP}, "mtf-glp-hpm": None},
                                                     device="cpu", anchor=None)

@@ -22,7 +22,12 @@ Project choices, named (measured in docs/quality.md and docs/adaptation.md):
   the left-out SpaceNet-6 tiles at reduced resolution, 30 s of adaptation lowered Q2n on
   the two under that (96 and 80 PAN pixels a side: fose 0.9486 -> 0.9441, ksdiff 0.9478
   -> 0.9403 on the smaller at 11-bit) and raised it on the 144-pixel one and on the
-  124-pixel Landsat-8 strip (docs/adaptation.md).
+  124-pixel Landsat-8 strip (docs/adaptation.md). So is a scene too small for the check
+  (``guard.too_small``: under the pixels of a 320-pixel square at ratio 4, 160 at ratio 2),
+  where ``sharpen --adapt`` could not measure the adapted model against the base one: with
+  the engine's floored, multiplicatively projected mix (session 17), 30 s of adaptation on
+  SpaceNet-6 tile 1 (148 x 148 PAN pixels) lowered Q2n in three of four runs (fose 11-bit 0.9200 ->
+  0.9189) and raised SAM in all four (fose 8-bit 8.80 -> 9.06, past OTB's 9.05).
 - What is adapted: every parameter, with Adam at ``LR``; "wald" takes L1 on the
   normalised output AFTER the consistency projection (``consistency.project_torch``,
   its separable form), so the steps go to what the projection cannot fix (the detail);
@@ -177,6 +182,20 @@ def scene_patches(sample, kind: str, objective: str = "wald"):
     return tuple([n_ms(a) for a in stacks[:-1]] + [n_pan(stacks[-1])]), np.asarray(cols)
 
 
+def _check_checkable(sample) -> None:
+    """Refuse a scene too small for the check (``guard.too_small`` on the sample the check
+    would read): the adapted model could not be measured against the base one, and on such
+    a scene adapting lost (module doc)."""
+    from .guard import MIN_REDUCED, SAMPLE as CHECKED, too_small
+
+    if too_small(tuple(min(n, CHECKED) for n in sample.pan.shape), sample.ratio):  # the check's own sample
+        side = MIN_REDUCED * sample.ratio
+        h, w = sample.pan.shape
+        raise PansharpenError(f"the scene gives {w} x {h} PAN pixels to adapt on, too few for the check to "
+                              f"measure what adapting gains (it needs the pixels of a {side} x {side} square): "
+                              "sharpen it without --adapt")
+
+
 def split_patches(cols: np.ndarray, patch: int) -> tuple[np.ndarray, np.ndarray]:
     """(held-out, training) patch indices: held out are those starting in the right-most
     ``VAL_FRACTION`` of the columns, training those ENDING before that strip begins (no
@@ -226,6 +245,7 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
         from .registration import align
 
         sample, _ = align(sample)
+    _check_checkable(sample)
     deep = load(base_weights, device=device, half=False)
     if deep.architecture not in registry.adaptable():
         raise PansharpenError(f"a {deep.architecture} model cannot be adapted (its 50-step sampling is "

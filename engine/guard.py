@@ -239,9 +239,14 @@ def confirm_at_full(sample: Pair, candidates: dict[str, str | None], share: floa
     return scores
 
 
+def too_small(shape: tuple[int, int], ratio: int) -> bool:
+    """Whether a sample of ``shape`` PAN pixels is too small for the check (module doc)."""
+    return shape[0] * shape[1] < (MIN_REDUCED * ratio) ** 2
+
+
 def judge(sample: Pair, method: str, weights: str | None, **options) -> Verdict:
     """``check``'s verdict on a sample in hand (``options``: those of ``score_candidates``)."""
-    if sample.pan.shape[0] * sample.pan.shape[1] < (MIN_REDUCED * sample.ratio) ** 2:
+    if too_small(sample.pan.shape, sample.ratio):
         return Verdict(method, weights, {}, sample.pan.shape, undecided=True, sample=sample)
     candidates = {method: weights, **{c: None for c in CLASSICAL_CANDIDATES if c != method}}
     scores = score_candidates(sample, candidates, **options)

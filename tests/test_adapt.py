@@ -83,25 +83,32 @@ def test_the_sharpen_job_adapts_then_reuses(sample_paths, tmp_path, cache):
     assert any(m.startswith("Reusing the model adapted to this scene") for m in logs) == any(cache.iterdir())
 
 
-def test_a_scene_too_small_to_adapt_on_is_refused_and_the_base_model_runs(sample_paths, tmp_path, cache):
-    """Under adapt.MIN_PATCH patches (a 96-pixel clip: 32-pixel patches) adaptation is
-    refused in one line that says what to do; the job still sharpens with the base model."""
+@pytest.mark.parametrize("width, height, refusal", [
+    (96, 96, r"too few for the check to measure what adapting gains \(it needs the pixels of a 160 x 160 square\)"),
+    (300, 100, r"too few \(it needs 120 a side\)"),
+])
+def test_a_scene_too_small_to_adapt_on_is_refused_and_the_base_model_runs(sample_paths, tmp_path, cache,
+                                                                          width, height, refusal):
+    """A clip too small for the check (guard.too_small: under the pixels of a 160-pixel square
+    at ratio 2) or a strip whose patches would be under adapt.MIN_PATCH (100 rows: 32-pixel
+    patches) is refused in one line that says what to do; the job still sharpens with the
+    base model."""
     from osgeo import gdal
 
     from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
 
     pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
-    gdal.Translate(pan, sample_paths[0], srcWin=[0, 0, 96, 96])
-    gdal.Translate(ms, sample_paths[1], srcWin=[0, 0, 48, 48])
-    with pytest.raises(PansharpenError, match=r"^the scene gives 96 x 96 PAN pixels to adapt on, too few "
-                                              r"\(it needs 120 a side\): sharpen it without --adapt$"):
+    gdal.Translate(pan, sample_paths[0], srcWin=[0, 0, width, height])
+    gdal.Translate(ms, sample_paths[1], srcWin=[0, 0, width // 2, height // 2])
+    with pytest.raises(PansharpenError, match=rf"^the scene gives {width} x {height} PAN pixels to adapt on, "
+                                              rf"{refusal}: sharpen it without --adapt$"):
         adapt.adapt(RasterPair(pan, ms), tiny(tmp_path / "base.safetensors"), seconds=5, device="cpu")
     logs = []
     result = sharpen(SharpenRequest(pan, ms, str(tmp_path / "out.tif"), method="e2e",
                                     weights=str(tmp_path / "base.safetensors"), device="cpu", adapt=5,
                                     check=False), log=logs.append)
     assert result.method == "e2e" and (tmp_path / "out.tif").exists()
-    assert any(m.startswith("Not adapted: the scene gives 96 x 96") for m in logs)
+    assert any(m.startswith(f"Not adapted: the scene gives {width} x {height}") for m in logs)
     assert not cache.exists() or not any(cache.iterdir())
 
 
