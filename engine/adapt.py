@@ -182,14 +182,14 @@ def scene_patches(sample, kind: str, objective: str = "wald"):
     return tuple([n_ms(a) for a in stacks[:-1]] + [n_pan(stacks[-1])]), np.asarray(cols)
 
 
-def _check_checkable(sample) -> None:
+def _refuse_if_uncheckable(sample) -> None:
     """Refuse a scene too small for the check (``guard.too_small`` on the sample the check
     would read): the adapted model could not be measured against the base one, and on such
     a scene adapting lost (module doc)."""
-    from .guard import MIN_REDUCED, SAMPLE as CHECKED, too_small
+    from . import guard
 
-    if too_small(tuple(min(n, CHECKED) for n in sample.pan.shape), sample.ratio):  # the check's own sample
-        side = MIN_REDUCED * sample.ratio
+    if guard.too_small(tuple(min(n, guard.SAMPLE) for n in sample.pan.shape), sample.ratio):
+        side = guard.MIN_REDUCED * sample.ratio
         h, w = sample.pan.shape
         raise PansharpenError(f"the scene gives {w} x {h} PAN pixels to adapt on, too few for the check to "
                               f"measure what adapting gains (it needs the pixels of a {side} x {side} square): "
@@ -245,7 +245,7 @@ def adapt(pair, base_weights: str, *, seconds: float = DEFAULT_SECONDS, device: 
         from .registration import align
 
         sample, _ = align(sample)
-    _check_checkable(sample)
+    _refuse_if_uncheckable(sample)
     deep = load(base_weights, device=device, half=False)
     if deep.architecture not in registry.adaptable():
         raise PansharpenError(f"a {deep.architecture} model cannot be adapted (its 50-step sampling is "
