@@ -47,14 +47,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT.parent))
 
 from diffusion_pansharpening.engine import guard, quality  # noqa: E402
-from diffusion_pansharpening.engine.anchor import ANCHOR  # noqa: E402
+from diffusion_pansharpening.engine.anchor import ANCHOR, ANCHOR_METHOD  # noqa: E402
+from diffusion_pansharpening.engine.classical import CLASSICAL as ENGINE_CLASSICAL  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import FULL_BORDER, Pair, sharpen_arrays  # noqa: E402
 from diffusion_pansharpening.engine.mtf import wald_degrade  # noqa: E402
 from diffusion_pansharpening.training.recipes import cards, heldout, scenes  # noqa: E402
 from diffusion_pansharpening.training.recipes import run as recipe  # noqa: E402
 
 DEEP = ("fose", "ksdiff", "e2e", "dm1")
-CLASSICAL = ("brovey", "gihs", "gsa", "mtf-glp-hpm")
+CLASSICAL = tuple(ENGINE_CLASSICAL)  # every classical method the engine offers
 ADAPTED = ("fose", "ksdiff")
 WV3_PATCHES = 20  # the last 20 of the 100 (scoring all 100 adds minutes, not information)
 REDUCED = ("Q2n", "SAM", "ERGAS", "SCC")
@@ -402,8 +403,8 @@ def markdown(results: list[dict]) -> str:
              f"the scene as it is, border {FULL_BORDER} px. Every output is scored as the engine stores it "
              "(rounded, clipped to the Byte or UInt16 range of the input). `mean_err`: band-mean error in %. "
              "`fose`, `ksdiff`, `e2e`: what `pansharpen sharpen --method M` writes: the network's output "
-             "after the consistency projection mixed with `mtf-glp-hpm` (`engine/anchor.py`; the mix projected "
-             "again since session 16) at the share the check chose on the input (`engine/guard.py`: the share of 0, 0.25, 0.5 with the best Q2n "
+             f"after the consistency projection mixed with `{ANCHOR_METHOD}` (`engine/anchor.py`; the mix projected "
+             "again since session 16; `mtf-glp-hpm` before session 19) at the share the check chose on the input (`engine/guard.py`: the share of 0, 0.25, 0.5 with the best Q2n "
              "on the input's content-rich sample, degraded once more; 0.5 where the input is too small for "
              f"the check), listed under each scene; `fose {ANCHOR:g}`, `ksdiff {ANCHOR:g}`: the share fixed at "
              f"{ANCHOR:g} (the default before the check chose it); `net`: the network's "

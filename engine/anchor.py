@@ -2,11 +2,13 @@
 
 Project choice (named; not in either paper): a deep method's output is
 
-    F = R(max((1 - a) * P(N) + a * MTF-GLP-HPM, c * Brovey))
+    F = R(max((1 - a) * P(N) + a * C, c * Brovey))
 
 with P the consistency projection onto the MS (``consistency``; P(N) the network's
 output after it), R the same projection made multiplicative about the data's zero
-(``consistency.project_ratio``; below), c = ``FLOOR`` (below) and ``a`` = ``ANCHOR`` by default (``--anchor``; 0 gives P(N) alone).
+(``consistency.project_ratio``; below), C the classical method ``ANCHOR_METHOD`` (MTF-GLP-HPM
+until session 19, its haze-corrected form since: below), c = ``FLOOR`` (below) and ``a`` =
+``ANCHOR`` by default (``--anchor``; 0 gives P(N) alone).
 Fose already fuses two estimates (its one-step diffusion model and its end-to-end
 network); this adds a third that no training scene shaped: the MTF-matched detail
 injection whose gains come from the scene itself. On scenes our networks never saw the
@@ -73,7 +75,7 @@ comparisons (62 and 60 without it). It is a pixel-wise maximum: tiling stays exa
 costs one Brovey run per tile.
 
 Those numbers also say that the best share depends on the scene. So, unless the user
-gives one, the check (``guard``) chooses it: it already runs the network and MTF-GLP-HPM
+gives one, the check (``guard``) chooses it: it already runs the network and the classical half
 on a Wald-degraded sample of the user's own scene, and from those two outputs it scores
 every share of ``SHARES`` (the mix is linear, so no extra run) and keeps the best Q2n.
 Shares above 0.5 are not offered: the deep method stays at least half network (with
@@ -89,22 +91,48 @@ The classical half runs in the data's own units, as ``--method mtf-glp-hpm`` doe
 unlike the network (``radiometry``) it is not invariant to an offset in the encoding:
 on the Landsat-8 sample (reduced resolution) the default output scored Q2n 0.948 in
 DN, 0.944 as an 8-bit product and 0.934 as reflectance made with an offset (x 0.275 -
-2000), the network alone 0.944 in each. Taking the scene's 1st percentile off first
-(a haze correction) lowered MTF-GLP-HPM's Q2n on 13 of 18 left-out inputs, raised it on 2 (IKONOS
-0.872 -> 0.832), so the data's own zero is kept.
+2000), the network alone 0.944 in each. Taking the scene's 1st percentile off the PAN and
+the MS alike before MTF-GLP-HPM lowered its Q2n on 13 of 18 left-out inputs, so the data's
+own zero is kept.
+
+The classical half is haze-corrected (session 19, ``classical.mtf_glp_hpm_haze``, Lolli et al.
+2017): each band is modulated above its own darkest value, the PAN above the value the
+regression of the PAN on the bands gives that haze, and a band the PAN does not see (Landsat
+8/9's NIR) as MTF-GLP-HPM modulates it. MTF-GLP-HPM equalises the PAN to each band, so a dark
+pixel's bands got different quotients and its spectrum turned: on SpaceNet-6 tile 3 its SAM is
+11.28 against Brovey's 7.93, the haze-corrected form's 7.55. As the anchor's half, on the
+leave-one-scene-out benchmark (``docs/quality.md``, ``docs/sam.md``), fose's indices improved on
+47 and worsened on 21 of the 68 (IKONOS Q2n 0.9060 -> 0.9115 and 8-bit 0.8882 -> 0.9009, where the
+check now chooses the share 0.5; SpaceNet-6 tile 3 SAM 8.063 -> 7.679, past Brovey's; the
+WorldView-2 scene 11-bit Q2n 0.9219 -> 0.9193; Landsat-8 within 0.0003 Q2n); against the
+methods counted before (every other classical method, GDAL, OTB) fose wins 65 and ksdiff 63 of
+the 68 comparisons (63 and 60 with MTF-GLP-HPM), and 60 and 58 with ``mtf-glp-hpm-h`` itself
+counted, which takes SAM on the inputs too small for the check (SpaceNet-6 tiles 2 and 3, the
+WorldView-3 patches). Without a known sensor the half stays MTF-GLP-HPM (``anchor_method``): on
+the bundled Landsat-8 sample, read without its sensor, the haze-corrected NIR band took the
+PAN's visible contrast, and its tile-local haze made the mix of a 160-pixel tiling differ from
+the whole image's by up to 3981 DN (``tests/test_anchor.py``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .consistency import Consistent, extra_halo, project_ratio
+from . import sensors
 from .errors import PansharpenError
 from .wrapped import AfterNetwork
 
 ANCHOR = 0.5  # share of the classical method in a deep method's output when none is chosen
-ANCHOR_METHOD = "mtf-glp-hpm"
+ANCHOR_METHOD = "mtf-glp-hpm-h"  # the classical half (module doc, "The classical half is haze-corrected")
+ANCHOR_FALLBACK = "mtf-glp-hpm"  # the half where the sensor, so which bands the PAN sees, is unknown
 FLOOR = 0.5  # every band of the mix at least this share of Brovey's before its projection (module doc)
 SHARES = (0.0, 0.25, 0.5)  # the shares the check chooses from (guard): the network keeps at least half
+
+
+def anchor_method(sensor: str | None) -> str:
+    """The classical half for a pair of ``sensor``: the haze-corrected method needs to know
+    which bands the PAN does not see (``sensors.Sensor.pan_blind``; module doc)."""
+    return ANCHOR_METHOD if sensors.lookup(sensor) else ANCHOR_FALLBACK
 
 
 def bound_halves(deep: np.ndarray, classical: np.ndarray, ms: np.ndarray, zero) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +196,7 @@ class Anchored(AfterNetwork):
 
     The deep model's tiles come normalised by the scene's statistics (``radiometry``:
     x_n = (x - lo) / span); the classical methods are equivariant to a gain, not to an
-    offset (MTF-GLP-HPM multiplies by PAN / low-passed PAN), so the offsets are taken
+    offset (the classical half multiplies by quotients of the PAN), so the offsets are taken
     back off for the classical run (``takes_scene``: ``streaming`` passes the scene's
     normalisation) and put on again after it.
 
@@ -207,7 +235,7 @@ class Anchored(AfterNetwork):
     def _classical(self, pan, lms, ms, out):
         """The classical method on the tile cut to its own halo (its statistics are
         tile-local: on the deep model's wider context, much of it filled beyond the
-        scene's edge, they would not be those of ``--method mtf-glp-hpm``); ``out`` (the
+        scene's edge, they would not be those of ``--method ANCHOR_METHOD``); ``out`` (the
         network's values, a scratch array written into) keeps the rest of the context,
         which the tiler drops, and which the projection of the mix reaches into only at
         the tile's edges."""

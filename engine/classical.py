@@ -1,4 +1,4 @@
-"""Classical pansharpening methods: Brovey, GIHS, GSA and MTF-GLP-HPM.
+"""Classical pansharpening methods: Brovey, GIHS, GSA, MTF-GLP-HPM and its haze-corrected form.
 
 Each method is a plain function on arrays in any consistent unit (the engine passes
 data normalised by the sensor scale): PAN (H, W), LMS (B, H, W) = MS upsampled to the
@@ -24,11 +24,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import mtf
+from . import mtf, sensors
 from .errors import PansharpenError
 from .upsample import context_pixels, upsample
 
-__all__ = ["brovey", "gihs", "gsa", "mtf_glp_hpm", "ClassicalMethod", "CLASSICAL"]
+__all__ = ["brovey", "gihs", "gsa", "mtf_glp_hpm", "mtf_glp_hpm_haze", "ClassicalMethod", "CLASSICAL"]
 
 # Gain at Nyquist of the fixed Gaussian low-pass the toolbox (LPfilterGauss.m) uses
 # to measure the PAN's low-pass spread when equalising it for MTF-GLP-HPM.
@@ -186,15 +186,83 @@ def mtf_glp_hpm(
         gain = float(gains[k])
         if gain not in lowpass:
             lowpass[gain] = upsample(_sample_at_ms_centres(filtered.pop(gain), ratio), ratio)
-        band = lms_given[k].astype(np.float32, copy=False)
-        mean_k = float(band.mean(dtype=np.float64))
-        scale = float(np.std(band, dtype=np.float64)) / pan_spread if pan_spread > 0.0 else 0.0
-        sharp = np.float32(scale) * (pan32 - np.float32(pan_mean)) + np.float32(mean_k)
-        smooth = np.float32(scale) * (lowpass[gain] - np.float32(pan_mean)) + np.float32(mean_k)
-        floor = _HPM_FLOOR * abs(mean_k)
-        safe = smooth > floor if floor > 0.0 else smooth > 0.0
-        modulated = np.divide(band * sharp, smooth, out=np.zeros_like(band), where=safe)
-        out[k] = np.where(safe, modulated, band + sharp - smooth)
+        out[k] = _modulated(lms_given[k].astype(np.float32, copy=False), pan32, lowpass[gain],
+                            pan_mean, pan_spread)
+    return out
+
+
+def _modulated(band: np.ndarray, pan32: np.ndarray, lowpass: np.ndarray, pan_mean: float,
+               pan_spread: float) -> np.ndarray:
+    """One band of MTF-GLP-HPM: band * P_k / P_k^L with the PAN and its low-pass
+    equalised to the band, additive where P_k^L is nearly 0 (``mtf_glp_hpm``)."""
+    mean_k = float(band.mean(dtype=np.float64))
+    scale = float(np.std(band, dtype=np.float64)) / pan_spread if pan_spread > 0.0 else 0.0
+    sharp = np.float32(scale) * (pan32 - np.float32(pan_mean)) + np.float32(mean_k)
+    smooth = np.float32(scale) * (lowpass - np.float32(pan_mean)) + np.float32(mean_k)
+    floor = _HPM_FLOOR * abs(mean_k)
+    safe = smooth > floor if floor > 0.0 else smooth > 0.0
+    modulated = np.divide(band * sharp, smooth, out=np.zeros_like(band), where=safe)
+    return np.where(safe, modulated, band + sharp - smooth)
+
+
+def mtf_glp_hpm_haze(
+    pan: np.ndarray, lms: np.ndarray, ms: np.ndarray, ratio: int, sensor: str | None = None
+) -> np.ndarray:
+    """MTF-GLP-HPM with haze correction (Lolli, Alparone, Garzelli, Vivone, IEEE GRSL 2017;
+    toolbox MTF_GLP_HPM_Haze_min.m): the modulation acts on the radiance above the path
+    radiance, so a dark pixel (water, shadow) keeps the MS's spectrum instead of having
+    its bands scaled toward zero together with the haze in them.
+
+    out_k = L_k + (lms_k - L_k) * (P - L_P) / (P_k^L - L_P), where
+    * L_k is the haze of band k: the band's smallest value in the MS (the darkest object);
+    * L_P = w_0 + sum_k w_k L_k is the PAN's, the PAN a pixel of pure haze would have,
+      w the least-squares weights of PAN_LR ~ w_0 + sum_k w_k MS_k, PAN_LR the PAN through
+      the MS's MTF (the bands' mean gain at Nyquist) sampled at the MS centres;
+    * P_k^L is the PAN low-passed by band k's MTF filter, decimated and re-interpolated
+      as in ``mtf_glp_hpm``; the PAN is not equalised (the quotient does not depend on its
+      gain, and L_P is its offset).
+    Project choices: the MTF rather than the toolbox's Gaussian (gain 0.3) for PAN_LR, the
+    resolution the MS has; the smallest value for every band count (the toolbox's 4-band
+    variant scales percentiles by fixed fractions per band; that measured worse on our
+    held-out scenes, docs/sam.md); the quotient is kept at 0 and above, and where
+    P_k^L - L_P is below 1 % of its mean the band keeps the LMS (no detail). A band the
+    PAN does not see (``sensors.Sensor.pan_blind``: Landsat 8/9's NIR) is modulated as
+    ``mtf_glp_hpm`` modulates it: with the PAN's contrast it would take the visible
+    bands' (Landsat-8 at reduced resolution: Q2n 0.848 against mtf-glp-hpm's 0.920, 0.922
+    with its NIR so). All statistics are tile-local.
+    """
+    pan32, lms_given = _check_pan_lms(pan, lms, dtype=None)
+    pan32 = pan32.astype(np.float32, copy=False)
+    ms64 = _check_ms(ms, lms_given, ratio).reshape(lms_given.shape[0], -1)
+    ratio = _check_ratio(ratio)
+    _check_divisible(pan32.shape, ratio)
+    bands = lms_given.shape[0]
+    gains, _ = mtf.sensor_gains(sensor, bands)
+    known = sensors.lookup(sensor)
+    blind = known.blind_bands(bands) if known else ()
+    mean_gain = float(np.mean(gains))
+    distinct = list(dict.fromkeys([mean_gain, *map(float, gains)] + ([_EQUALISATION_GNYQ] if blind else [])))
+    filtered = dict(zip(distinct, mtf.mtf_filters_float32(pan32, distinct, ratio)))
+    haze = ms64.min(axis=1)
+    pan_lr = _sample_at_ms_centres(filtered[mean_gain], ratio).astype(np.float64).ravel()
+    design = np.concatenate([np.ones((1, ms64.shape[1])), ms64]).T
+    weights, *_ = np.linalg.lstsq(design, pan_lr, rcond=None)
+    pan_haze = np.float32(weights[0] + weights[1:] @ haze)
+    above = pan32 - pan_haze
+    out = np.empty(lms_given.shape, dtype=np.float32)
+    lowpass: dict[float, np.ndarray] = {}
+    for k in range(bands):
+        gain = float(gains[k])
+        if gain not in lowpass:
+            lowpass[gain] = upsample(_sample_at_ms_centres(filtered[gain], ratio), ratio) - pan_haze
+        low, band = lowpass[gain], lms_given[k].astype(np.float32, copy=False)
+        if k in blind:
+            out[k] = _modulated(band, pan32, low + pan_haze, float(pan32.mean(dtype=np.float64)),
+                                float(np.std(filtered[_EQUALISATION_GNYQ], dtype=np.float64)))
+            continue
+        safe = low > _HPM_FLOOR * abs(float(low.mean(dtype=np.float64)))
+        quotient = np.maximum(np.divide(above, low, out=np.ones_like(low), where=safe), 0.0)
+        out[k] = np.where(safe, np.float32(haze[k]) + (band - np.float32(haze[k])) * quotient, band)
     return out
 
 
@@ -256,6 +324,12 @@ CLASSICAL: dict[str, ClassicalMethod] = {
             "MTF-matched generalised Laplacian pyramid with high-pass modulation",
             _round_up(max(_hpm_halo(r) for r in (2, 3, 4))),
             lambda pan, lms, ms, ratio, sensor: mtf_glp_hpm(pan, lms, ratio, sensor),
+        ),
+        ClassicalMethod(
+            "mtf-glp-hpm-h",
+            "MTF-GLP-HPM with haze correction: the modulation acts above each band's darkest level",
+            _round_up(max(_hpm_halo(r) for r in (2, 3, 4))),
+            lambda pan, lms, ms, ratio, sensor: mtf_glp_hpm_haze(pan, lms, ms, ratio, sensor),
         ),
     )
 }

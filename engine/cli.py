@@ -44,7 +44,7 @@ def _tune_this_process() -> None:
 _tune_this_process()
 
 from . import sensors
-from .anchor import ANCHOR, ANCHOR_METHOD, SHARES
+from .anchor import ANCHOR, ANCHOR_FALLBACK, ANCHOR_METHOD, SHARES
 from .errors import Cancelled, PansharpenError
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
@@ -226,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="deep methods: keep the network's output as it is (default: projected so that, "
                         "blurred and decimated, it gives back the MS)")
     p.add_argument("--anchor", type=float, default=None, metavar="SHARE",
-                   help=f"deep methods: share of the classical {ANCHOR_METHOD} mixed into the output, 0 to 1 "
+                   help=f"deep methods: share of the classical {ANCHOR_METHOD} ({ANCHOR_FALLBACK} for an unknown sensor) "
+                        "mixed into the output, 0 to 1 "
                         f"(0: the network alone; default: the check's choice among "
                         f"{', '.join(f'{a:g}' for a in SHARES)} on a sample of the scene (of the adapted model with --adapt); {ANCHOR} unchecked)")
     p.add_argument("--register", action="store_true",

@@ -27,7 +27,8 @@ from .errors import PansharpenError
 ENV_WEIGHTS = "DIFFUSION_PANSHARPENING_WEIGHTS"
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "resources" / "weights"
 BEST_CLASSICAL = "mtf-glp-hpm"
-CLASSICAL_NAMES = ("brovey", "gihs", "gsa", "mtf-glp-hpm")
+CLASSICAL_NAMES = ("brovey", "gihs", "gsa", "mtf-glp-hpm", "mtf-glp-hpm-h")
+CLASSICAL_CANDIDATES = ("gsa", "mtf-glp-hpm", "mtf-glp-hpm-h")  # what the check (guard) scores a deep model against
 
 
 @dataclass(frozen=True)

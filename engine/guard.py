@@ -10,8 +10,8 @@ keeps the best.
 Project choices, named: the sample is the ``SAMPLE`` x ``SAMPLE`` PAN window (whole MS
 pixels, fully valid) with the most PAN gradient energy, found on a decimated read of
 the PAN (a flat field or cloud says little about sharpening); candidates beside the
-deep model are ``gsa`` and ``mtf-glp-hpm`` (the two best classical methods on every
-scene of our benchmark); Q2n decides (it weighs spectral and spatial fidelity
+deep model are ``families.CLASSICAL_CANDIDATES``: ``gsa``, ``mtf-glp-hpm`` and, since session 19,
+``mtf-glp-hpm-h`` (the best classical methods on every scene of our benchmark); Q2n decides (it weighs spectral and spatial fidelity
 together), SAM and ERGAS are reported. A deep model is kept unless a classical method
 beats it by more than ``MARGIN`` Q2n. Unless the user fixed the anchor's share
 (``anchor``), the deep model is scored at the share of ``anchor.SHARES`` with the best
@@ -21,7 +21,7 @@ too small for a sample whose degraded copy has the pixels of a ``MIN_REDUCED`` x
 scenes the check's margin had the sign of the true one with a 320-pixel sample at ratio 4,
 80 pixels once degraded, and not with 256 or 128; on the SpaceNet-6 tiles' 150-pixel reduced
 inputs it picked a method up to 0.019 Q2n below the best classical one). ``auto`` then runs
-the deep model at the anchor's default share ``ANCHOR``, half of it ``mtf-glp-hpm``, as a
+the deep model at the anchor's default share ``ANCHOR``, half of it ``anchor_method``'s, as a
 deep method named by the user runs there: on the ten left-out inputs too small to check
 it scored 0.0005-0.0178 Q2n above the best of the classical methods, GDAL's and OTB's
 (with the wv8 folds before ``pan_mix``, -0.0004 on one), where mtf-glp-hpm alone fell up
@@ -45,15 +45,15 @@ import numpy as np
 from scipy.ndimage import binary_dilation
 
 from . import consistency
-from .anchor import ANCHOR, ANCHOR_METHOD, SHARES, bound_halves, mix, projected_mix
+from .anchor import ANCHOR, SHARES, anchor_method, bound_halves, mix, projected_mix
 from .classical import CLASSICAL
 from .errors import PansharpenError
 from .evaluate import Pair, sharpen_arrays
+from .families import CLASSICAL_CANDIDATES
 from .mtf import wald_degrade
 from .pairs import FULL_BORDER
 
 SAMPLE = 512  # PAN pixels a side of the checked window (at most)
-CLASSICAL_CANDIDATES = ("gsa", "mtf-glp-hpm")
 MARGIN = 0.0  # Q2n a classical method must win by to replace the deep model
 OVERVIEW = 256  # pixels a side of the decimated PAN read that finds the sample
 MIN_REDUCED = 80  # the sample's degraded copy needs the pixels of this square to be checked
@@ -173,7 +173,7 @@ def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device:
     """Q2n, SAM, ERGAS of each candidate (name -> weights file or None) on the sample's
     Wald-degraded copy, against the sample's MS. ``anchor`` None: a deep candidate is
     scored at the share of ``anchor.SHARES`` with the best Q2n (ties: the one nearest
-    ``ANCHOR``), mixed from its network's output and MTF-GLP-HPM's (floored under Brovey's and
+    ``ANCHOR``), mixed from its network's output and ``anchor_method``'s (floored under Brovey's and
     projected onto the MS) as ``Anchored`` mixes them, at no extra network run; that share is
     in its scores under ``ANCHOR_KEY``."""
     from . import quality
@@ -198,7 +198,8 @@ def score_candidates(sample: Pair, candidates: dict[str, str | None], *, device:
         if anchor is not None or name in CLASSICAL:
             scores[name] = indices(fused)
             continue
-        classical = outputs[ANCHOR_METHOD] if ANCHOR_METHOD in outputs else run(ANCHOR_METHOD)
+        half = anchor_method(sample.sensor)
+        classical = outputs[half] if half in outputs else run(half)
         halves = bound_halves(fused, classical, reduced.ms, 0.0)
         if consistent:
             gains = consistency.gains_for(sample.sensor, len(reduced.ms))

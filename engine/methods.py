@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import registry
-from .anchor import ANCHOR, ANCHOR_METHOD, Anchored, check_anchor
+from .anchor import ANCHOR, Anchored, anchor_method, check_anchor
 from .band_order import Reordered, model_order
 from .classical import CLASSICAL
 from .deps import TORCH_HELP, torch_available
@@ -120,7 +120,7 @@ def prepare(name: str, *, ratio: int, bands: int, sensor: str | None = None,
 def with_anchor(model, anchor: float, ratio: int, sensor: str | None):
     """A deep model mixed with the classical anchor at share ``anchor`` (itself at 0)."""
     anchor = check_anchor(anchor)
-    return Anchored(model, ClassicalTileMethod(ANCHOR_METHOD, ratio, sensor), anchor) if anchor else model
+    return Anchored(model, ClassicalTileMethod(anchor_method(sensor), ratio, sensor), anchor) if anchor else model
 
 
 def deep_options(name: str, consistent: bool = True, anchor: float = ANCHOR) -> dict:

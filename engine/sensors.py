@@ -60,6 +60,7 @@ class Sensor:
     subsets: tuple[tuple[int, ...], ...] = ()  # other band sets its products come with
     file_tokens: tuple[str, ...] = ()  # product-name words that identify it (IMG_PHR1A_...)
     band_ids: tuple[str, ...] = ()  # the product's own band labels (Landsat files ..._B2.TIF)
+    pan_blind: tuple[str, ...] = ()  # MS bands (by name) outside the PAN's spectral range
 
     @property
     def bands(self) -> int:
@@ -79,6 +80,11 @@ class Sensor:
     def band_names_for(self, nbands: int) -> tuple[str, ...] | None:
         index = self.layout(nbands)
         return None if index is None else tuple(self.band_names[i] for i in index)
+
+    def blind_bands(self, nbands: int) -> tuple[int, ...]:
+        """0-based indices of an ``nbands`` product's bands the PAN does not see."""
+        names = self.band_names_for(nbands) or ()
+        return tuple(i for i, name in enumerate(names) if name in self.pan_blind)
 
     def rgb(self, nbands: int | None = None) -> tuple[int, int, int] | None:
         """1-based (red, green, blue) band numbers of an ``nbands`` product, or None."""
@@ -112,11 +118,12 @@ SENSORS: tuple[Sensor, ...] = (
     # none we could cite): the toolbox default 0.3 per MS band, 0.15 PAN.
     Sensor("PLEIADES", "Pleiades 1A/1B", ("PHR", "PHR1A", "PHR1B", "Pleiades-1A", "Pleiades-1B"),
            12, _BGRN, None, DEFAULT_PAN_GNYQ, "vhr4", file_tokens=("PHR1A", "PHR1B")),
-    # Landsat 8/9 OLI: the engine's MS is B2-B5 (engine.batch); scale from NBITS or type
+    # Landsat 8/9 OLI: the engine's MS is B2-B5 (engine.batch); scale from NBITS or type.
+    # Its PAN (B8, 503-676 nm) ends well short of the NIR band (B5, 851-879 nm).
     Sensor("LANDSAT8", "Landsat 8 OLI", ("LANDSAT_8",), None, _BGRN, None, DEFAULT_PAN_GNYQ,
-           "landsat8", band_ids=_OLI_B2_B5),
+           "landsat8", band_ids=_OLI_B2_B5, pan_blind=("NIR",)),
     Sensor("LANDSAT9", "Landsat 9 OLI-2", ("LANDSAT_9",), None, _BGRN, None, DEFAULT_PAN_GNYQ,
-           "landsat8", band_ids=_OLI_B2_B5),
+           "landsat8", band_ids=_OLI_B2_B5, pan_blind=("NIR",)),
 )
 
 

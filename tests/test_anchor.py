@@ -31,7 +31,7 @@ def test_the_default_output_is_the_network_and_the_classical_method_half_and_hal
     pair = Pair(landsat.pan[:256, :256], landsat.ms[:, :128, :128], 2, landsat.scale, landsat.sensor)
     net = sharpen_arrays(pair, "e2e", weights=E2E, device="cpu", half=False, anchor=0.0)
     mixed = sharpen_arrays(pair, "e2e", weights=E2E, device="cpu", half=False, tile=tile)
-    classical, bro = sharpen_arrays(pair, anchor.ANCHOR_METHOD), sharpen_arrays(pair, "brovey")
+    classical, bro = sharpen_arrays(pair, anchor.anchor_method(pair.sensor)), sharpen_arrays(pair, "brovey")
     expected = anchor.projected_mix(net, classical, bro, anchor.ANCHOR, pair.ms, 2,
                                     consistency.gains_for(pair.sensor, 4))
     inner = (slice(None), slice(32, -32), slice(32, -32))
@@ -49,7 +49,7 @@ def test_the_floor_lifts_only_bands_below_half_of_brovey(landsat):
     zero (an offset encoding) leaves the mix as it is."""
     pair = Pair(landsat.pan[:128, :128], landsat.ms[:, :64, :64], 2, landsat.scale, landsat.sensor)
     bro = sharpen_arrays(pair, "brovey")
-    mixed = sharpen_arrays(pair, anchor.ANCHOR_METHOD)
+    mixed = sharpen_arrays(pair, anchor.anchor_method(pair.sensor))
     mixed[1, ::5] = 0  # a zeroed band on every fifth row
     out = anchor.floored(mixed, bro, pair.ms, 0.0)
     low = mixed < anchor.FLOOR * bro

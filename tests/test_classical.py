@@ -14,6 +14,7 @@ from diffusion_pansharpening.engine.classical import (
     gihs,
     gsa,
     mtf_glp_hpm,
+    mtf_glp_hpm_haze,
 )
 from diffusion_pansharpening.engine.errors import PansharpenError
 from diffusion_pansharpening.engine.upsample import upsample
@@ -107,7 +108,7 @@ def detail_correlation(image, reference):
     )
 
 
-@pytest.mark.parametrize("method", ["brovey", "gihs", "gsa", "mtf-glp-hpm"])
+@pytest.mark.parametrize("method", ["brovey", "gihs", "gsa", "mtf-glp-hpm", "mtf-glp-hpm-h"])
 @pytest.mark.parametrize("scene, sensor", [("ikonos", "IKONOS"), ("worldview2", "WV2")])
 def test_methods_beat_the_lms_at_reduced_resolution(request, scene, sensor, method):
     pan_lr, ms_lr, lms, reference = reduced_resolution(request.getfixturevalue(scene), sensor)
@@ -209,7 +210,7 @@ def test_mtf_glp_hpm_guards_the_division():
     assert np.abs(fused).max() < 100.0
 
 
-@pytest.mark.parametrize("method", ["gihs", "gsa", "mtf-glp-hpm"])
+@pytest.mark.parametrize("method", ["gihs", "gsa", "mtf-glp-hpm", "mtf-glp-hpm-h"])
 def test_equalised_methods_ignore_pan_gain_and_offset(ikonos_tile, method):
     pan, ms, lms = ikonos_tile
     run = CLASSICAL[method].run
@@ -250,12 +251,41 @@ def test_every_method_keeps_shape_and_float32(method, ratio):
 
 
 def test_registry_describes_each_method():
-    assert set(CLASSICAL) == {"brovey", "gihs", "gsa", "mtf-glp-hpm"}
+    assert set(CLASSICAL) == {"brovey", "gihs", "gsa", "mtf-glp-hpm", "mtf-glp-hpm-h"}
     for name, method in CLASSICAL.items():
         assert isinstance(method, ClassicalMethod) and method.name == name
         assert method.summary and method.halo % 12 == 0
     assert CLASSICAL["brovey"].halo == 0
     assert CLASSICAL["mtf-glp-hpm"].halo >= 20  # at least the 41 x 41 MTF radius
+
+
+def test_haze_corrected_hpm_leaves_the_darkest_object_as_it_is(ikonos_tile):
+    """Where the MS is at each band's darkest value (the haze, L_k), the haze-corrected
+    modulation has nothing to scale: the output is L_k whatever the PAN's texture there,
+    where MTF-GLP-HPM modulates the same pixels (and turns their spectrum)."""
+    pan, ms, _ = ikonos_tile
+    ms = np.array(ms, np.float64)
+    dark = ms.min(axis=(1, 2)) - 5.0  # a dark object below everything else, in every band
+    ms[:, 2:30, 2:30] = dark[:, None, None]
+    lms = upsample(ms, RATIO).astype(np.float64)
+    inner = (slice(None), slice(48, 80), slice(48, 80))  # away from the object's edges
+    hazy = mtf_glp_hpm_haze(pan, lms, ms, RATIO, "IKONOS")
+    np.testing.assert_allclose(hazy[inner], np.broadcast_to(dark[:, None, None], hazy[inner].shape), rtol=1e-5)
+    plain = mtf_glp_hpm(pan, lms, RATIO, "IKONOS")
+    assert np.abs(plain[inner] - dark[:, None, None]).max() > 5.0
+    assert np.abs(hazy - plain).max() > 1.0  # elsewhere the two differ too
+
+
+def test_haze_corrected_hpm_modulates_a_band_the_pan_does_not_see_as_hpm_does(ikonos_tile):
+    """Landsat 8's PAN ends short of its NIR band (sensors.Sensor.pan_blind): that band
+    gets MTF-GLP-HPM's equalised modulation, the others the haze-corrected one."""
+    pan, ms, lms = ikonos_tile
+    hazy = mtf_glp_hpm_haze(pan, lms, ms, RATIO, "LANDSAT8")
+    plain = mtf_glp_hpm(pan, lms, RATIO, "LANDSAT8")
+    np.testing.assert_allclose(hazy[3], plain[3], rtol=1e-5)
+    assert np.abs(hazy[:3] - plain[:3]).max() > 1.0
+    unknown = mtf_glp_hpm_haze(pan, lms, ms, RATIO, None)  # no sensor: every band as the PAN's
+    assert np.abs(unknown[3] - plain[3]).max() > 1.0
 
 
 def test_hpm_halo_makes_tiles_exact(ikonos):

@@ -32,7 +32,8 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ...engine import sensors
-from ...engine.anchor import ANCHOR, ANCHOR_METHOD, SHARES
+from ...engine.anchor import ANCHOR, ANCHOR_FALLBACK, ANCHOR_METHOD, SHARES
+from ...engine.families import CLASSICAL_CANDIDATES
 from ..core.i18n import tr
 from ..core.layers import gdal_source, layers_using
 from ..core.style import TrueColourPostProcessor, band_names
@@ -160,15 +161,16 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                       "The adaptation takes the first half of the progress bar; Cancel stops it."),
             "  " + tr("Check the deep model against the classical methods on a sample first: "
                       "sharpens a content-rich sample of the scene at reduced resolution with "
-                      "the deep model and with gsa and mtf-glp-hpm and scores them (Q2n); auto "
-                      "takes the best, a chosen deep method runs anyway with a warning in the log."),
+                      "the deep model and with {candidates} and scores them (Q2n); auto "
+                      "takes the best, a chosen deep method runs anyway with a warning in the log.").format(
+                          candidates=" and ".join(CLASSICAL_CANDIDATES)),
             "  " + tr("Share of the classical {method} mixed into a deep method's output (the "
                       "network's output, made consistent with the MS, takes the rest). Empty: the "
                       "check chooses it among {shares} by the same reduced-resolution test on the "
                       "sample (for a model adapted to the scene, again after the adaptation), and the log "
                       "says which; {default} when the check is off or the scene too small for it. 0 "
                       "gives the network alone.").format(
-                          method=ANCHOR_METHOD, shares=", ".join(f"{a:g}" for a in SHARES), default=f"{ANCHOR:g}"),
+                          method=f"{ANCHOR_METHOD} ({ANCHOR_FALLBACK} for an unknown sensor)", shares=", ".join(f"{a:g}" for a in SHARES), default=f"{ANCHOR:g}"),
             "  " + tr("Move the PAN onto the MS first: deep methods measure, on a sample, the "
                       "offset between the PAN and the MS (up to 2 PAN pixels: the two sensors see "
                       "the ground a moment apart) and move the PAN by it, so detail lands on the "
