@@ -17,18 +17,23 @@ def landsat(sample_paths):
     return load_pair(*sample_paths)
 
 
+@pytest.mark.parametrize("sensor", [None, "LANDSAT8"])
 @pytest.mark.parametrize("tile", [None, 160])
-def test_the_default_output_is_the_network_and_the_classical_method_half_and_half(landsat, tile):
+def test_the_default_output_is_the_network_and_the_classical_method_half_and_half(landsat, tile, sensor):
     """The shipped model's tiles come normalised by the scene's statistics (an offset
     and a span); the anchor undoes the offset for MTF-GLP-HPM, which is not offset-
     equivariant, keeps it at or above half of Brovey's values, projects it onto the MS, so the
     output equals the two outputs made apart over the whole image, mixed and projected,
     away from its borders. In several tiles it does up to MTF-GLP-HPM's tile-local
     statistics (a few pixels at the seams), with the classical half on its own context
-    in each tile: on the projection's wider one its statistics change everywhere."""
+    in each tile: on the projection's wider one its statistics change everywhere. The
+    classical half is the haze-corrected one where the sensor is known, MTF-GLP-HPM where
+    it is not (the bundled sample's files do not name it)."""
     from diffusion_pansharpening.engine import consistency
 
-    pair = Pair(landsat.pan[:256, :256], landsat.ms[:, :128, :128], 2, landsat.scale, landsat.sensor)
+    assert landsat.sensor is None
+    pair = Pair(landsat.pan[:256, :256], landsat.ms[:, :128, :128], 2, landsat.scale, sensor)
+    assert anchor.anchor_method(sensor) == ("mtf-glp-hpm-h" if sensor else "mtf-glp-hpm")
     net = sharpen_arrays(pair, "e2e", weights=E2E, device="cpu", half=False, anchor=0.0)
     mixed = sharpen_arrays(pair, "e2e", weights=E2E, device="cpu", half=False, tile=tile)
     classical, bro = sharpen_arrays(pair, anchor.anchor_method(pair.sensor)), sharpen_arrays(pair, "brovey")
