@@ -228,7 +228,7 @@ def mtf_glp_hpm_haze(
     P_k^L - L_P is below 1 % of its mean the band keeps the LMS (no detail). A band the
     PAN does not see (``sensors.Sensor.pan_blind``: Landsat 8/9's NIR) is modulated as
     ``mtf_glp_hpm`` modulates it: with the PAN's contrast it would take the visible
-    bands' (Landsat-8 at reduced resolution: Q2n 0.848 against mtf-glp-hpm's 0.920, 0.922
+    bands' (Landsat-8 at reduced resolution: Q2n 0.848 against mtf-glp-hpm's 0.920, 0.921
     with its NIR so). All statistics are tile-local.
     """
     pan32, lms_given = _check_pan_lms(pan, lms, dtype=None)
