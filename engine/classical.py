@@ -181,14 +181,21 @@ def mtf_glp_hpm(
     filtered = dict(zip(distinct, mtf.mtf_filters_float32(pan32, distinct, ratio)))  # one forward FFT
     pan_spread = float(np.std(filtered[_EQUALISATION_GNYQ], dtype=np.float64))
     out = np.empty(lms_given.shape, dtype=np.float32)
-    lowpass: dict[float, np.ndarray] = {}
-    for k in range(bands):
-        gain = float(gains[k])
-        if gain not in lowpass:
-            lowpass[gain] = upsample(_sample_at_ms_centres(filtered.pop(gain), ratio), ratio)
-        out[k] = _modulated(lms_given[k].astype(np.float32, copy=False), pan32, lowpass[gain],
+    for k, lowpass in _band_lowpasses(filtered, gains, ratio):
+        out[k] = _modulated(lms_given[k].astype(np.float32, copy=False), pan32, lowpass,
                             pan_mean, pan_spread)
     return out
+
+
+def _band_lowpasses(filtered: dict, gains, ratio: int):
+    """(k, P_k^L) for every band: the PAN through band k's MTF filter (``filtered``, by gain),
+    sampled at the MS centres and re-interpolated, once per distinct gain (each filter is
+    taken out of ``filtered`` when first used)."""
+    done: dict[float, np.ndarray] = {}
+    for k, gain in enumerate(map(float, gains)):
+        if gain not in done:
+            done[gain] = upsample(_sample_at_ms_centres(filtered.pop(gain), ratio), ratio)
+        yield k, done[gain]
 
 
 def _modulated(band: np.ndarray, pan32: np.ndarray, lowpass: np.ndarray, pan_mean: float,
@@ -249,17 +256,16 @@ def mtf_glp_hpm_haze(
     weights, *_ = np.linalg.lstsq(design, pan_lr, rcond=None)
     pan_haze = np.float32(weights[0] + weights[1:] @ haze)
     above = pan32 - pan_haze
+    if blind:  # MTF-GLP-HPM's equalisation statistics, for the bands the PAN does not see
+        pan_mean = float(pan32.mean(dtype=np.float64))
+        pan_spread = float(np.std(filtered[_EQUALISATION_GNYQ], dtype=np.float64))
     out = np.empty(lms_given.shape, dtype=np.float32)
-    lowpass: dict[float, np.ndarray] = {}
-    for k in range(bands):
-        gain = float(gains[k])
-        if gain not in lowpass:
-            lowpass[gain] = upsample(_sample_at_ms_centres(filtered[gain], ratio), ratio) - pan_haze
-        low, band = lowpass[gain], lms_given[k].astype(np.float32, copy=False)
+    for k, lowpass in _band_lowpasses(filtered, gains, ratio):
+        band = lms_given[k].astype(np.float32, copy=False)
         if k in blind:
-            out[k] = _modulated(band, pan32, low + pan_haze, float(pan32.mean(dtype=np.float64)),
-                                float(np.std(filtered[_EQUALISATION_GNYQ], dtype=np.float64)))
+            out[k] = _modulated(band, pan32, lowpass, pan_mean, pan_spread)
             continue
+        low = lowpass - pan_haze
         safe = low > _HPM_FLOOR * abs(float(low.mean(dtype=np.float64)))
         quotient = np.maximum(np.divide(above, low, out=np.ones_like(low), where=safe), 0.0)
         out[k] = np.where(safe, np.float32(haze[k]) + (band - np.float32(haze[k])) * quotient, band)
