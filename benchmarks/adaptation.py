@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import generalisation as g  # noqa: E402
 
 from diffusion_pansharpening.engine import adapt, guard, quality  # noqa: E402
+from diffusion_pansharpening.engine.anchor import default_share  # noqa: E402
 from diffusion_pansharpening.engine.errors import PansharpenError  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import FULL_BORDER, Pair, sharpen_arrays  # noqa: E402
 
@@ -56,11 +57,11 @@ def scores(fused, pair: Pair, reference, protocol: str) -> dict:
 def checked_adapted(data: Pair, arch: str, base: str, adapted: str) -> np.ndarray:
     """What ``sharpen --adapt`` runs after its checks (``pipeline._check_adapted``): the
     adapted model at its own anchor share, or the base model at its share when the
-    adapted one scores a lower Q2n on the check's sample; at 0.5 when unchecked."""
+    adapted one scores a lower Q2n on the check's sample; at ``anchor.default_share`` when unchecked."""
     sample = g._content_sample(data)
     before = guard.judge(sample, arch, base, device="cpu", anchor=None)
     if before.undecided:
-        return sharpen_arrays(data, arch, weights=adapted, device="cpu")
+        return sharpen_arrays(data, arch, weights=adapted, device="cpu", anchor=default_share(data.sensor))
     after = guard.judge(sample, arch, adapted, device="cpu", anchor=None)
     verdict, weights = ((before, base) if after.scores[arch]["Q2n"] < before.scores[arch]["Q2n"]
                         else (after, adapted))

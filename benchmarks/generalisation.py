@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT.parent))
 
 from diffusion_pansharpening.engine import guard, quality  # noqa: E402
-from diffusion_pansharpening.engine.anchor import ANCHOR, ANCHOR_METHOD  # noqa: E402
+from diffusion_pansharpening.engine.anchor import ANCHOR, ANCHOR_METHOD, UNCHECKED, default_share  # noqa: E402
 from diffusion_pansharpening.engine.classical import CLASSICAL as ENGINE_CLASSICAL  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import FULL_BORDER, Pair, sharpen_arrays  # noqa: E402
 from diffusion_pansharpening.engine.mtf import wald_degrade  # noqa: E402
@@ -248,10 +248,10 @@ def one_step_teacher(dm50: str, work: Path) -> str:
 
 def checked_share(pair: Pair, method: str, weights: str, register: bool = False):
     """(share, verdict): the anchor share ``sharpen --method M``'s check chooses on the input
-    (the content-rich 512-pixel sample, degraded once more), ``ANCHOR`` where the input is
-    too small for the check."""
+    (the content-rich 512-pixel sample, degraded once more), ``anchor.default_share`` where the
+    input is too small for the check."""
     verdict = guard.judge(_content_sample(pair), method, weights, device="cpu", anchor=None, register=register)
-    return (ANCHOR if verdict.anchor is None else verdict.anchor), verdict
+    return (default_share(pair.sensor) if verdict.anchor is None else verdict.anchor), verdict
 
 
 def as_sharpen(pair: Pair, method: str, weights: str, register: bool = False) -> np.ndarray:
@@ -268,14 +268,14 @@ as_sharpen.shares = []
 
 def auto(pair: Pair, weights: dict[str, str]) -> np.ndarray:
     """What ``--method auto`` runs: the shipped-family fose at the share its check
-    chose (``ANCHOR`` where the input is too small to check), unless the check says a
-    classical method wins."""
+    chose (``anchor.default_share`` where the input is too small to check), unless the check
+    says a classical method wins."""
     verdict = guard.judge(_content_sample(pair), "fose", weights["fose"], device="cpu", anchor=None)
-    share = f" {ANCHOR:g} (unchecked)" if verdict.undecided else (
+    chosen = default_share(pair.sensor) if verdict.anchor is None else verdict.anchor
+    share = f" {chosen:g} (unchecked)" if verdict.undecided else (
         f" {verdict.anchor:g}" if verdict.anchor is not None and verdict.method == "fose" else "")
     auto.choices.append(verdict.method + share)
-    return sharpen_arrays(pair, verdict.method, weights=verdict.weights, device="cpu",
-                          anchor=ANCHOR if verdict.anchor is None else verdict.anchor)
+    return sharpen_arrays(pair, verdict.method, weights=verdict.weights, device="cpu", anchor=chosen)
 
 
 auto.choices = []
@@ -405,8 +405,8 @@ def markdown(results: list[dict]) -> str:
              "`fose`, `ksdiff`, `e2e`: what `pansharpen sharpen --method M` writes: the network's output "
              f"after the consistency projection mixed with `{ANCHOR_METHOD}` (`engine/anchor.py`; the mix projected "
              "again since session 16; `mtf-glp-hpm` before session 19) at the share the check chose on the input (`engine/guard.py`: the share of 0, 0.25, 0.5 with the best Q2n "
-             "on the input's content-rich sample, degraded once more; 0.5 where the input is too small for "
-             f"the check), listed under each scene; `fose {ANCHOR:g}`, `ksdiff {ANCHOR:g}`: the share fixed at "
+             f"on the input's content-rich sample, degraded once more; {UNCHECKED:g} where the input is too small for "
+             f"the check, 0.5 before session 20), listed under each scene; `fose {ANCHOR:g}`, `ksdiff {ANCHOR:g}`: the share fixed at "
              f"{ANCHOR:g} (the default before the check chose it); `net`: the network's "
              "alone after the projection; `raw`: the network's alone without it. `dm1` and `dm50 1-step` "
              "(the teacher sampled in one DDIM step, the naive baseline the distilled `dm1` must beat) are "

@@ -44,7 +44,7 @@ def _tune_this_process() -> None:
 _tune_this_process()
 
 from . import sensors
-from .anchor import ANCHOR, ANCHOR_FALLBACK, ANCHOR_METHOD, SHARES
+from .anchor import ANCHOR, ANCHOR_FALLBACK, ANCHOR_METHOD, SHARES, UNCHECKED
 from .errors import Cancelled, PansharpenError
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
@@ -229,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"deep methods: share of the classical {ANCHOR_METHOD} ({ANCHOR_FALLBACK} for an unknown sensor) "
                         "mixed into the output, 0 to 1 "
                         f"(0: the network alone; default: the check's choice among "
-                        f"{', '.join(f'{a:g}' for a in SHARES)} on a sample of the scene (of the adapted model with --adapt); {ANCHOR} unchecked)")
+                        f"{', '.join(f'{a:g}' for a in SHARES)} on a sample of the scene (of the adapted model with --adapt); "
+                        f"{UNCHECKED:g} unchecked, {ANCHOR:g} with {ANCHOR_FALLBACK})")
     p.add_argument("--register", action="store_true",
                    help="deep methods: move the PAN onto the MS first, by the offset measured on a sample "
                         "(up to 2 PAN pixels; for products whose colours fringe the edges)")

@@ -15,7 +15,7 @@ from .classical import CLASSICAL
 from .errors import Cancelled, PansharpenError
 from .families import choose_model
 from .gdal_errors import gdal_exceptions
-from .anchor import ANCHOR, check_anchor
+from .anchor import check_anchor, default_share
 from .band_order import Reordered
 from .methods import deep_options, prepare
 from .raster_io import PairInfo, RasterPair, Window
@@ -131,7 +131,7 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
             say(line)
         if progress is not None:
             run_progress = lambda f: progress(0.5 + 0.5 * f)
-    anchor = ANCHOR if anchor is None else anchor
+    anchor = default_share(pair.sensor) if anchor is None else anchor
     options = deep_options(name, request.consistent, anchor)
     method = prepare_method(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
                             weights=weights, device=request.device, half=request.half, **options)
@@ -230,7 +230,7 @@ def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenReq
     except (PansharpenError, RuntimeError, ValueError, MemoryError) as exc:  # optional: never fatal
         return name, weights, f"Not checked against the classical methods ({exc}).", None
     if verdict.undecided:  # auto too runs the deep model, its share unchecked (guard's module doc)
-        share = ANCHOR if request.anchor is None else request.anchor
+        share = default_share(pair.sensor) if request.anchor is None else request.anchor
         return name, weights, (f"Not checked against the classical methods: {verdict.summary()}; "
                                f"running {name} at the anchor share {share:g}."), None
     if not auto and verdict.method != name:

@@ -199,14 +199,19 @@ def test_models_command_lists_the_folder(weights_dir, capsys):
     assert "wv8" in out and "ksdiff" in out and "wv8-ksdiff.safetensors" in out
 
 
-def test_a_scene_too_small_to_check_runs_the_deep_model_at_the_default_share(sample_paths, tmp_path):
+@pytest.mark.parametrize("sensor", [None, "LANDSAT8"])
+def test_a_scene_too_small_to_check_runs_the_deep_model_at_the_default_share(sample_paths, tmp_path, sensor):
     """A 128-pixel clip (ratio 2: a 64-pixel degraded sample) is below what the check can
     resolve: auto runs the family's deep model at the anchor's default share, as fose asked
-    for by name does, says so, and writes the same image."""
+    for by name does, says so, and writes the same image. The share is 0.5 with MTF-GLP-HPM
+    (the bundled files name no sensor) and 0.625 with the haze-corrected half (a known sensor)."""
     from osgeo import gdal
 
-    from diffusion_pansharpening.engine.anchor import ANCHOR
+    from diffusion_pansharpening.engine.anchor import default_share
     from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
+
+    share = default_share(sensor)
+    assert share == (0.625 if sensor else 0.5)
 
     pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
     gdal.Translate(pan, sample_paths[0], srcWin=[0, 0, 128, 128])
@@ -215,10 +220,10 @@ def test_a_scene_too_small_to_check_runs_the_deep_model_at_the_default_share(sam
     for method in ("auto", "fose"):
         messages = []
         outputs[method] = str(tmp_path / f"{method}.tif")
-        result = sharpen(SharpenRequest(pan, ms, outputs[method], method=method, device="cpu"),
+        result = sharpen(SharpenRequest(pan, ms, outputs[method], method=method, device="cpu", sensor=sensor),
                          log=messages.append)
         assert result.method == "fose"
-        assert any("too small for the check" in m and m.endswith(f"running fose at the anchor share {ANCHOR:g}.")
+        assert any("too small for the check" in m and m.endswith(f"running fose at the anchor share {share:g}.")
                    for m in messages)
     images = [gdal.Open(outputs[m]).ReadAsArray() for m in ("auto", "fose")]
     assert np.array_equal(*images)

@@ -32,7 +32,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ...engine import sensors
-from ...engine.anchor import ANCHOR, ANCHOR_FALLBACK, ANCHOR_METHOD, SHARES
+from ...engine.anchor import ANCHOR, ANCHOR_FALLBACK, ANCHOR_METHOD, SHARES, UNCHECKED
 from ...engine.families import CLASSICAL_CANDIDATES
 from ..core.i18n import tr
 from ..core.layers import gdal_source, layers_using
@@ -170,7 +170,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                       "sample (for a model adapted to the scene, again after the adaptation), and the log "
                       "says which; {default} when the check is off or the scene too small for it. 0 "
                       "gives the network alone.").format(
-                          method=f"{ANCHOR_METHOD} ({ANCHOR_FALLBACK} for an unknown sensor)", shares=", ".join(f"{a:g}" for a in SHARES), default=f"{ANCHOR:g}"),
+                          method=f"{ANCHOR_METHOD} ({ANCHOR_FALLBACK} for an unknown sensor)", shares=", ".join(f"{a:g}" for a in SHARES), default=f"{UNCHECKED:g} ({ANCHOR:g} with {ANCHOR_FALLBACK})"),
             "  " + tr("Move the PAN onto the MS first: deep methods measure, on a sample, the "
                       "offset between the PAN and the MS (up to 2 PAN pixels: the two sensors see "
                       "the ground a moment apart) and move the PAN by it, so detail lands on the "
