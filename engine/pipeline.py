@@ -15,7 +15,7 @@ from .classical import CLASSICAL
 from .errors import Cancelled, PansharpenError
 from .families import choose_model
 from .gdal_errors import gdal_exceptions
-from .anchor import check_anchor, default_share
+from .anchor import ANCHOR_FALLBACK, ANCHOR_METHOD, anchor_method, check_anchor, default_share
 from .band_order import Reordered
 from .methods import deep_options, prepare
 from .raster_io import PairInfo, RasterPair, Window
@@ -131,10 +131,17 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
             say(line)
         if progress is not None:
             run_progress = lambda f: progress(0.5 + 0.5 * f)
-    anchor = default_share(pair.sensor) if anchor is None else anchor
+    if anchor is None:
+        anchor = default_share(pair.sensor)
+        if not request.check and name not in CLASSICAL:
+            say(f"Not checked (the check is off): running {name} at the anchor share {anchor:g}.")
     options = deep_options(name, request.consistent, anchor)
     method = prepare_method(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
                             weights=weights, device=request.device, half=request.half, **options)
+    if name not in CLASSICAL and anchor and anchor_method(pair.sensor) != ANCHOR_METHOD:
+        say(f"Note: no sensor is known for this pair, so the classical share of the output is "
+            f"{ANCHOR_FALLBACK}, not the haze-corrected {ANCHOR_METHOD}, and the MTF gains are the "
+            "defaults: name the sensor (the sensor option) for both.")
     network = getattr(method, "network", method)
     if isinstance(network, Reordered):
         say(f"The MS names its bands {', '.join(pair.band_names)}; {name} takes them as "

@@ -73,6 +73,7 @@ def test_sample_picks_the_shipped_landsat8_fose_and_runs_it(sample_paths, weight
     result = sharpen(SharpenRequest(*sample_paths, str(out), device="cpu", check=False), log=messages.append)
     assert result.method == "fose"
     assert choice.reason in messages
+    assert "Not checked (the check is off): running fose at the anchor share 0.5." in messages  # no sensor named
     fused = read_raster(out).astype(np.float64)
     lms = read_raster(sample_paths[1]).astype(np.float64).repeat(2, 1).repeat(2, 2)
     # a random tiny model, but in the scene's units: band means near the MS's
@@ -204,7 +205,8 @@ def test_a_scene_too_small_to_check_runs_the_deep_model_at_the_default_share(sam
     """A 128-pixel clip (ratio 2: a 64-pixel degraded sample) is below what the check can
     resolve: auto runs the family's deep model at the anchor's default share, as fose asked
     for by name does, says so, and writes the same image. The share is 0.5 with MTF-GLP-HPM
-    (the bundled files name no sensor) and 0.625 with the haze-corrected half (a known sensor)."""
+    (the bundled files name no sensor, and the log says what naming one changes) and 0.625 with
+    the haze-corrected half (a known sensor)."""
     from osgeo import gdal
 
     from diffusion_pansharpening.engine.anchor import default_share
@@ -225,5 +227,6 @@ def test_a_scene_too_small_to_check_runs_the_deep_model_at_the_default_share(sam
         assert result.method == "fose"
         assert any("too small for the check" in m and m.endswith(f"running fose at the anchor share {share:g}.")
                    for m in messages)
+        assert any("no sensor is known" in m for m in messages) == (sensor is None)
     images = [gdal.Open(outputs[m]).ReadAsArray() for m in ("auto", "fose")]
     assert np.array_equal(*images)
