@@ -123,8 +123,8 @@ pixel's spectrum where the network's mix does not. On the ten left-out inputs to
 OTB's at the share 0.5, 54 at 0.625 and 55 at 0.75 (SpaceNet-6 tile 3 11-bit fose SAM 7.679 /
 7.410 / 7.187 against ``mtf-glp-hpm-h``'s 7.547; Q2n changed by -0.0011 to +0.0022 at 0.625,
 -0.0027 to +0.0029 at 0.75); on the eight inputs large enough to check, run as ``--no-check``
-runs them, fose at 0.625 won all 32 of its comparisons, as at 0.5 (``docs/losses.md``, "Session
-20"). 0.625 rather than 0.75: one comparison fewer, half the Q2n cost, and more of the network.
+runs them, fose and ksdiff at 0.625 won all 64 of their comparisons, as at 0.5 (``docs/losses.md``,
+"Session 20"). 0.625 rather than 0.75: one comparison fewer, half the Q2n cost, and more of the network.
 MTF-GLP-HPM's half, which turns dark pixels' spectra (above), stays at the share measured for it.
 """
 from __future__ import annotations
