@@ -14,7 +14,8 @@ itself: for every left-out input (11-bit and 8-bit), the share is chosen by
 (``generalisation._content_sample``, degraded once more) from ``anchor.SHARES``, then the
 input is sharpened with it and scored against the ground truth (reduced resolution:
 Q2n, SAM, ERGAS) or with HQNR (full resolution: the share chosen on the full input's
-own sample). Inputs too small for the check (the WorldView-3 patches) keep 0.5.
+own sample). Inputs too small for the check (the WorldView-3 patches) take the unchecked
+share (``anchor.default_share``: 0.625 since session 20, 0.5 before).
 Printed per input: the chosen share, the scores of every share (the oracle), and the
 comparisons won against the best of brovey, gsa and mtf-glp-hpm by the fixed share
 and by the chosen one. Each half is stored as the engine bounds it (clipped to the
@@ -34,10 +35,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import generalisation as g  # noqa: E402
 
 from diffusion_pansharpening.engine import consistency, quality  # noqa: E402
-from diffusion_pansharpening.engine.anchor import ANCHOR, ANCHOR_METHOD, projected_mix  # noqa: E402
+from diffusion_pansharpening.engine.anchor import ANCHOR, ANCHOR_METHOD, UNCHECKED, default_share, projected_mix  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import FULL_BORDER, Pair, sharpen_arrays  # noqa: E402
 
-SHOWN = (0.0, 0.25, 0.5, 0.75, 1.0)  # every share scored (the oracle); the check picks from anchor.SHARES
+SHOWN = (0.0, 0.25, 0.5, UNCHECKED, 0.75, 1.0)  # every share scored (the oracle); the check picks from anchor.SHARES
 CLASSICAL = ("brovey", "gsa", "mtf-glp-hpm")
 
 
@@ -55,7 +56,7 @@ def mix(h: tuple[np.ndarray, np.ndarray, np.ndarray], share: float, p: Pair) -> 
 
 def chosen_share(p: Pair, arch: str, weights: str) -> tuple[float, dict]:
     """The share the engine's check chooses on ``p`` (``guard.judge`` on the content
-    sample, ``anchor`` None) and its scores there; ``ANCHOR`` where it cannot decide."""
+    sample, ``anchor`` None) and its scores there; ``anchor.default_share`` where it cannot decide."""
     share, verdict = g.checked_share(p, arch, weights)
     return share, verdict.scores
 
@@ -92,7 +93,7 @@ def evaluate_patches(item, arch: str, weights: str, top: float) -> dict:
         made = outputs(Pair(pp, m, r, scale, sensor), arch, weights, top)
         per.append({k: quality.reduced_indices(o, gt, r) for k, o in made.items()})
     mean = {k: {i: float(np.mean([s[k][i] for s in per])) for i in ("Q2n", "SAM", "ERGAS")} for k in per[0]}
-    return {"reduced": {"share": ANCHOR, "check": {}, **mean}}
+    return {"reduced": {"share": default_share(sensor), "check": {}, **mean}}
 
 
 INDICES = {"reduced": ("Q2n", "SAM", "ERGAS"), "full": ("HQNR",)}
