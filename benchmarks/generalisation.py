@@ -270,12 +270,11 @@ def auto(pair: Pair, weights: dict[str, str]) -> np.ndarray:
     """What ``--method auto`` runs: the shipped-family fose at the share its check
     chose (``anchor.default_share`` where the input is too small to check), unless the check
     says a classical method wins."""
-    verdict = guard.judge(_content_sample(pair), "fose", weights["fose"], device="cpu", anchor=None)
-    chosen = default_share(pair.sensor) if verdict.anchor is None else verdict.anchor
-    share = f" {chosen:g} (unchecked)" if verdict.undecided else (
-        f" {verdict.anchor:g}" if verdict.anchor is not None and verdict.method == "fose" else "")
-    auto.choices.append(verdict.method + share)
-    return sharpen_arrays(pair, verdict.method, weights=verdict.weights, device="cpu", anchor=chosen)
+    share, verdict = checked_share(pair, "fose", weights["fose"])
+    label = f" {share:g} (unchecked)" if verdict.undecided else (
+        f" {share:g}" if verdict.anchor is not None and verdict.method == "fose" else "")
+    auto.choices.append(verdict.method + label)
+    return sharpen_arrays(pair, verdict.method, weights=verdict.weights, device="cpu", anchor=share)
 
 
 auto.choices = []
