@@ -72,6 +72,14 @@ def test_an_anchor_outside_zero_to_one_is_refused_in_one_line(bad):
     assert "\n" not in str(err.value)
 
 
+def test_the_unchecked_share_follows_the_classical_half():
+    """Where the check chose no share: 0.625 with the haze-corrected half (a sensor the engine
+    knows, by any of its names), 0.5 with MTF-GLP-HPM (no sensor, or one it does not know)."""
+    assert anchor.default_share("WorldView-3") == anchor.default_share("LANDSAT8") == anchor.UNCHECKED == 0.625
+    assert anchor.default_share(None) == anchor.default_share("MYSAT") == anchor.ANCHOR == 0.5
+    assert anchor.anchor_method("MYSAT") == anchor.ANCHOR_FALLBACK
+
+
 def test_the_check_chooses_the_share_and_the_run_uses_it(sample_paths, tmp_path):
     """Without --anchor the check scores the network mixed with MTF-GLP-HPM at every
     share of SHARES on its degraded sample and keeps the best Q2n; the run then equals
