@@ -55,21 +55,20 @@ def scores(fused, pair: Pair, reference, protocol: str) -> dict:
 
 
 def checked_adapted(data: Pair, arch: str, base: str, adapted: str) -> np.ndarray:
-    """What ``sharpen --adapt`` runs after its checks (``pipeline._check_adapted``): the
-    adapted model at its own anchor share, or the base model at its share when the
-    adapted one scores a lower Q2n on the check's sample; at ``anchor.default_share`` when unchecked."""
-    sample = g._content_sample(data)
-    before = guard.judge(sample, arch, base, device="cpu", anchor=None)
-    if before.undecided:
-        return sharpen_arrays(data, arch, weights=adapted, device="cpu", anchor=default_share(data.sensor))
-    after = guard.judge(sample, arch, adapted, device="cpu", anchor=None)
-    verdict, weights = ((before, base) if after.scores[arch]["Q2n"] < before.scores[arch]["Q2n"]
-                        else (after, adapted))
-    checked_adapted.log.append(f"{arch}: base Q2n {before.scores[arch]['Q2n']:.4f} (share {before.anchor:g}), "
-                               f"adapted {after.scores[arch]['Q2n']:.4f} (share {after.anchor:g}): "
-                               f"{'base' if weights == base else 'adapted'}")
-    print(checked_adapted.log[-1], flush=True)
-    return sharpen_arrays(data, arch, weights=weights, device="cpu", anchor=verdict.anchor)
+    """What ``sharpen --adapt`` runs after its checks (``pipeline._check_adapted``), at
+    ``anchor.default_share``: the adapted model, or the base model when the adapted one
+    scores a lower Q2n on the check's sample; the adapted one when unchecked."""
+    sample, share = g._content_sample(data), default_share(data.sensor)
+    before = guard.judge(sample, arch, base, device="cpu", anchor=share)
+    weights = adapted
+    if not before.undecided:
+        after = guard.judge(sample, arch, adapted, device="cpu", anchor=share)
+        weights = base if after.scores[arch]["Q2n"] < before.scores[arch]["Q2n"] else adapted
+        checked_adapted.log.append(f"{arch}: base Q2n {before.scores[arch]['Q2n']:.4f}, adapted "
+                                   f"{after.scores[arch]['Q2n']:.4f} (share {share:g}): "
+                                   f"{'base' if weights == base else 'adapted'}")
+        print(checked_adapted.log[-1], flush=True)
+    return sharpen_arrays(data, arch, weights=weights, device="cpu", anchor=share)
 
 
 checked_adapted.log = []

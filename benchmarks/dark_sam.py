@@ -128,7 +128,7 @@ def print_floors(args, weights) -> None:
 
 
 def floor_before(pair: Pair, weights: str, arch: str, bro: np.ndarray):
-    """``--floor --before``: C -> the anchored mix at the share the check chooses, floored at
+    """``--floor --before``: C -> the anchored mix at the share the run takes (``generalisation.checked_share``), floored at
     C x brovey, then projected onto the MS as the engine projects the mix (multiplicatively since
     session 17; whole image, where the engine projects per tile)."""
     share, _ = g.checked_share(pair, arch, weights)

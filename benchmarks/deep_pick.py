@@ -5,7 +5,8 @@
 For each left-out input of the leave-one-scene-out benchmark that is large enough to check
 (folds in ``.build/loso``; Landsat-8: the shipped models), at reduced and at full resolution:
 the check's Q2n of fose and of ksdiff on the input's content-rich sample, degraded once more,
-each at its best anchor share (``guard.score_candidates``), the one it would pick, and what
+each at the anchor share the run takes (``anchor.default_share``, ``guard.score_candidates``;
+at its best share of 0, 0.25 and 0.5 when this was measured, session 18), the one it would pick, and what
 that pick scores on the whole input against fose alone (Q2n at reduced, HQNR at full
 resolution, from docs/quality.json). docs/adaptation.md, "The fallback", gives the result.
 """
@@ -22,6 +23,7 @@ import generalisation as loso  # noqa: E402
 from guard_resolution import CASES  # noqa: E402
 
 from diffusion_pansharpening.engine import guard  # noqa: E402
+from diffusion_pansharpening.engine.anchor import default_share  # noqa: E402
 
 DEEP = ("fose", "ksdiff")
 
@@ -41,7 +43,7 @@ def main() -> int:
                     if guard.too_small(sample.pan.shape, data.ratio):
                         continue  # too small to check: auto runs fose unchecked
                     scores = guard.score_candidates(sample, {**{a: weights[a] for a in DEEP}, "mtf-glp-hpm": None},
-                                                    device="cpu", anchor=None)
+                                                    device="cpu", anchor=default_share(data.sensor))
                     pick = max(DEEP, key=lambda a: scores[a]["Q2n"])
                     true = truth[family, scene, label, bits][protocol]
                     print(f"| {family} {scene} {label} | {bits} | {protocol} | {scores['fose']['Q2n']:.4f} | "

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT.parent))
 
 from diffusion_pansharpening.engine import guard, quality  # noqa: E402
-from diffusion_pansharpening.engine.anchor import ANCHOR, ANCHOR_METHOD, UNCHECKED, default_share  # noqa: E402
+from diffusion_pansharpening.engine.anchor import ANCHOR, ANCHOR_METHOD, HAZE_SHARE, default_share  # noqa: E402
 from diffusion_pansharpening.engine.classical import CLASSICAL as ENGINE_CLASSICAL  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import FULL_BORDER, Pair, sharpen_arrays  # noqa: E402
 from diffusion_pansharpening.engine.mtf import wald_degrade  # noqa: E402
@@ -247,11 +247,12 @@ def one_step_teacher(dm50: str, work: Path) -> str:
 
 
 def checked_share(pair: Pair, method: str, weights: str, register: bool = False):
-    """(share, verdict): the anchor share ``sharpen --method M``'s check chooses on the input
-    (the content-rich 512-pixel sample, degraded once more), ``anchor.default_share`` where the
-    input is too small for the check."""
-    verdict = guard.judge(_content_sample(pair), method, weights, device="cpu", anchor=None, register=register)
-    return (default_share(pair.sensor) if verdict.anchor is None else verdict.anchor), verdict
+    """(share, verdict): the anchor share ``sharpen --method M`` runs (``anchor.default_share``)
+    and its check's verdict on the input (the content-rich 512-pixel sample, degraded once
+    more)."""
+    share = default_share(pair.sensor)
+    return share, guard.judge(_content_sample(pair), method, weights, device="cpu", anchor=share,
+                              register=register)
 
 
 def as_sharpen(pair: Pair, method: str, weights: str, register: bool = False) -> np.ndarray:
@@ -267,12 +268,10 @@ as_sharpen.shares = []
 
 
 def auto(pair: Pair, weights: dict[str, str]) -> np.ndarray:
-    """What ``--method auto`` runs: the shipped-family fose at the share its check
-    chose (``anchor.default_share`` where the input is too small to check), unless the check
-    says a classical method wins."""
+    """What ``--method auto`` runs: the shipped-family fose at ``anchor.default_share``,
+    unless its check says a classical method wins."""
     share, verdict = checked_share(pair, "fose", weights["fose"])
-    label = f" {share:g} (unchecked)" if verdict.undecided else (
-        f" {share:g}" if verdict.anchor is not None and verdict.method == "fose" else "")
+    label = f" {share:g} (unchecked)" if verdict.undecided else (f" {share:g}" if verdict.method == "fose" else "")
     auto.choices.append(verdict.method + label)
     return sharpen_arrays(pair, verdict.method, weights=verdict.weights, device="cpu", anchor=share)
 
@@ -403,10 +402,11 @@ def markdown(results: list[dict]) -> str:
              "(rounded, clipped to the Byte or UInt16 range of the input). `mean_err`: band-mean error in %. "
              "`fose`, `ksdiff`, `e2e`: what `pansharpen sharpen --method M` writes: the network's output "
              f"after the consistency projection mixed with `{ANCHOR_METHOD}` (`engine/anchor.py`; the mix projected "
-             "again since session 16; `mtf-glp-hpm` before session 19) at the share the check chose on the input (`engine/guard.py`: the share of 0, 0.25, 0.5 with the best Q2n "
-             f"on the input's content-rich sample, degraded once more; {UNCHECKED:g} where the input is too small for "
-             f"the check, 0.5 before session 20), listed under each scene; `fose {ANCHOR:g}`, `ksdiff {ANCHOR:g}`: the share fixed at "
-             f"{ANCHOR:g} (the default before the check chose it); `net`: the network's "
+             "again since session 16; `mtf-glp-hpm` before session 19) at the share `anchor.default_share` gives "
+             f"({HAZE_SHARE:g} since session 21; from session 17 to 20 the check chose 0, 0.25 or 0.5 by Q2n on the input's "
+             "content-rich sample, degraded once more, and took 0.625 only where the input is too small for the check), "
+             f"listed under each scene; `fose {ANCHOR:g}`, `ksdiff {ANCHOR:g}`: the share fixed at "
+             f"{ANCHOR:g} (the default before session 17); `net`: the network's "
              "alone after the projection; `raw`: the network's alone without it. `dm1` and `dm50 1-step` "
              "(the teacher sampled in one DDIM step, the naive baseline the distilled `dm1` must beat) are "
              "networks alone after the projection, for Fose's stage ratios. `fose registered`: fose on the PAN "
@@ -438,7 +438,7 @@ def markdown(results: list[dict]) -> str:
         if res.get("auto"):
             lines += [f"auto chose: {counted(res['auto'])}", ""]
         if res.get("shares"):
-            lines += [f"anchor shares the check chose (reduced, full): {counted(res['shares'])}", ""]
+            lines += [f"anchor shares (reduced, full): {counted(res['shares'])}", ""]
         if res.get("adapt_log"):
             lines += ["Adaptation: " + "; ".join(res["adapt_log"]), ""]
     deep = ("fose", "ksdiff", f"fose {ANCHOR:g}", f"ksdiff {ANCHOR:g}", "fose registered", "fose net", "ksdiff net")

@@ -44,7 +44,7 @@ def _tune_this_process() -> None:
 _tune_this_process()
 
 from . import sensors
-from .anchor import ANCHOR, ANCHOR_FALLBACK, ANCHOR_METHOD, SHARES, UNCHECKED
+from .anchor import ANCHOR, ANCHOR_FALLBACK, ANCHOR_METHOD, HAZE_SHARE
 from .errors import Cancelled, PansharpenError
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
@@ -228,9 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anchor", type=float, default=None, metavar="SHARE",
                    help=f"deep methods: share of the classical {ANCHOR_METHOD} ({ANCHOR_FALLBACK} for an unknown sensor) "
                         "mixed into the output, 0 to 1 "
-                        f"(0: the network alone; default: the check's choice among "
-                        f"{', '.join(f'{a:g}' for a in SHARES)} on a sample of the scene (of the adapted model with --adapt); "
-                        f"{UNCHECKED:g} unchecked, {ANCHOR:g} with {ANCHOR_FALLBACK})")
+                        f"(0: the network alone; default {HAZE_SHARE:g}, {ANCHOR:g} with {ANCHOR_FALLBACK}; "
+                        "the check scores the deep model at this share)")
     p.add_argument("--register", action="store_true",
                    help="deep methods: move the PAN onto the MS first, by the offset measured on a sample "
                         "(up to 2 PAN pixels; for products whose colours fringe the edges)")

@@ -49,7 +49,7 @@ class SharpenRequest:
     check: bool = True  # deep methods: score against the classical ones on a sample first (guard)
     adapt: float | None = None  # seconds of fine-tuning the deep model on this scene (adapt); None: none
     consistent: bool = True  # deep methods: project the output onto the MS (consistency)
-    anchor: float | None = None  # deep methods: share of the classical anchor (anchor); None: the check's choice
+    anchor: float | None = None  # deep methods: share of the classical anchor (anchor); None: anchor.default_share
     register: bool = False  # deep methods: move the PAN onto the MS first (registration)
 
 
@@ -112,12 +112,14 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         name, weights = choice.method, choice.weights
     for line in reasons:
         say(line)
-    anchor, verdict = request.anchor, None  # anchor None: the check chooses the share
+    anchor = default_share(pair.sensor) if request.anchor is None else request.anchor
+    verdict = None
     if request.check and name not in CLASSICAL:
-        name, weights, line, verdict = _guard(pair, name, weights, auto, request, prepare_method)
-        anchor = verdict.anchor if anchor is None and verdict is not None else anchor
+        name, weights, line, verdict = _guard(pair, name, weights, auto, request, anchor, prepare_method)
         reasons.append(line)
         say(line)
+    elif name not in CLASSICAL:
+        say(f"Not checked (the check is off): running {name} at the anchor share {anchor:g}.")
     run_progress = progress
     if request.adapt and name not in CLASSICAL:
         base = weights
@@ -125,16 +127,11 @@ def sharpen(request: SharpenRequest, progress: Callable[[float], None] | None = 
         reasons.append(line)
         say(line)
         if adapted and verdict is not None and name in verdict.scores:
-            weights, share, line = _check_adapted(name, base, weights, verdict, request, prepare_method)
-            anchor = share if request.anchor is None and share is not None else anchor
+            weights, line = _check_adapted(name, base, weights, verdict, request, anchor, prepare_method)
             reasons.append(line)
             say(line)
         if progress is not None:
             run_progress = lambda f: progress(0.5 + 0.5 * f)
-    if anchor is None:
-        anchor = default_share(pair.sensor)
-        if not request.check and name not in CLASSICAL:
-            say(f"Not checked (the check is off): running {name} at the anchor share {anchor:g}.")
     options = deep_options(name, request.consistent, anchor)
     method = prepare_method(name, ratio=pair.ratio, bands=pair.bands, sensor=pair.sensor,
                             weights=weights, device=request.device, half=request.half, **options)
@@ -224,22 +221,22 @@ def _adapt(pair: RasterPair, name: str, weights, request: SharpenRequest, progre
     return (result.path or base), result.summary(), bool(result.path)
 
 
-def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenRequest, prepare_method=None):
+def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenRequest, anchor: float,
+           prepare_method=None):
     """(method, weights, message, verdict or None): ``guard.check`` on a sample of the
-    scene; ``auto`` switches to the winner, an explicit deep method runs anyway with a
-    warning; without ``request.anchor`` the check also chooses the anchor's share."""
+    scene, the deep model at the run's anchor share; ``auto`` switches to the winner, an
+    explicit deep method runs anyway with a warning."""
     from . import guard
 
     try:
         verdict = guard.check(pair, name, weights, device=request.device, half=request.half,
                               prepare_method=prepare_method, consistent=request.consistent,
-                              anchor=request.anchor, register=request.register)
+                              anchor=anchor, register=request.register)
     except (PansharpenError, RuntimeError, ValueError, MemoryError) as exc:  # optional: never fatal
         return name, weights, f"Not checked against the classical methods ({exc}).", None
-    if verdict.undecided:  # auto too runs the deep model, its share unchecked (guard's module doc)
-        share = default_share(pair.sensor) if request.anchor is None else request.anchor
+    if verdict.undecided:  # auto too runs the deep model (guard's module doc)
         return name, weights, (f"Not checked against the classical methods: {verdict.summary()}; "
-                               f"running {name} at the anchor share {share:g}."), None
+                               f"running {name} at the anchor share {anchor:g}."), None
     if not auto and verdict.method != name:
         return name, weights, (f"Warning: {verdict.summary()}: {verdict.method} would be better "
                                f"here; running {name} as asked."), verdict
@@ -247,29 +244,27 @@ def _guard(pair: RasterPair, name: str, weights, auto: bool, request: SharpenReq
             verdict)
 
 
-def _check_adapted(name: str, base, adapted: str, verdict, request: SharpenRequest, prepare_method=None):
-    """(weights, anchor share or None, message): the check again, on its sample (not read again), for
-    the adapted model (its own share unless given); the base model (``base``, at the
-    share ``verdict`` chose) runs instead when the adapted one scores a lower Q2n there
-    (docs/adaptation.md)."""
+def _check_adapted(name: str, base, adapted: str, verdict, request: SharpenRequest, anchor: float,
+                   prepare_method=None):
+    """(weights, message): the check again, on its sample (not read again), for the
+    adapted model at the same anchor share; the base model (``base``) runs instead when
+    the adapted one scores a lower Q2n there (docs/adaptation.md)."""
     from . import guard
 
     before = verdict.scores[name]["Q2n"]
     try:
         after = guard.judge(verdict.sample, name, adapted, device=request.device, half=request.half,
                             prepare_method=prepare_method, consistent=request.consistent,
-                            anchor=request.anchor, register=request.register)
+                            anchor=anchor, register=request.register)
     except (PansharpenError, RuntimeError, ValueError, MemoryError) as exc:  # optional: never fatal
-        return adapted, None, f"The adapted model was not checked ({exc})."
+        return adapted, f"The adapted model was not checked ({exc})."
     if name not in after.scores:
-        return adapted, None, f"The adapted model was not checked: {after.summary()}."
+        return adapted, f"The adapted model was not checked: {after.summary()}."
     score = after.scores[name]["Q2n"]
     if score < before:
-        return base, verdict.anchor, (f"Adapted {name}: Q2n {score:.3f} on the check's sample, below the base "
-                                      f"model's {before:.3f}: running the base model.")
-    share = f" at the anchor share {after.anchor:g}" if after.anchor is not None else ""
-    return adapted, after.anchor, (f"Adapted {name}: Q2n {score:.3f}{share} on the check's sample "
-                                   f"(base model {before:.3f}).")
+        return base, (f"Adapted {name}: Q2n {score:.3f} on the check's sample, below the base "
+                      f"model's {before:.3f}: running the base model.")
+    return adapted, f"Adapted {name}: Q2n {score:.3f} on the check's sample (base model {before:.3f})."
 
 
 def _check_tiling(tile: int, overlap: int) -> None:

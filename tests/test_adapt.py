@@ -133,11 +133,11 @@ def test_the_full_resolution_objective_needs_no_reference_and_scores_consistency
 
 
 def test_the_adapted_model_runs_only_when_the_check_scores_it_no_lower(sample_paths, tmp_path):
-    """After --adapt the check runs again on the same sample for the adapted model: the
-    base model (at the share its own check chose) runs instead when the adapted one
-    scores a lower Q2n; otherwise the adapted one runs at the share chosen for it. The
-    base model's score is set here to either side of any real one."""
-    from diffusion_pansharpening.engine import anchor, guard, pipeline
+    """After --adapt the check runs again on the same sample for the adapted model, at the
+    same anchor share: the base model runs instead when the adapted one scores a lower
+    Q2n; otherwise the adapted one runs. The base model's score is set here to either
+    side of any real one."""
+    from diffusion_pansharpening.engine import guard, pipeline
 
     adapted = tiny(tmp_path / "adapted.safetensors")
     sample = guard.read_sample(RasterPair(*sample_paths))
@@ -146,9 +146,6 @@ def test_the_adapted_model_runs_only_when_the_check_scores_it_no_lower(sample_pa
     base = str(tmp_path / "base.safetensors")
     for base_q2n, expected in ((1.0, base), (-1.0, adapted)):
         verdict = guard.Verdict("e2e", base, {"e2e": {"Q2n": base_q2n}}, anchor=0.25, sample=sample)
-        weights, share, line = pipeline._check_adapted("e2e", base, adapted, verdict, request)
+        weights, line = pipeline._check_adapted("e2e", base, adapted, verdict, request, 0.25)
         assert weights == expected
-        if expected == base:
-            assert share == 0.25 and line.endswith("running the base model.")
-        else:
-            assert share in anchor.SHARES and f"at the anchor share {share:g}" in line
+        assert line.endswith("running the base model." if expected == base else f"(base model {base_q2n:.3f}).")

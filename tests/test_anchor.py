@@ -72,40 +72,36 @@ def test_an_anchor_outside_zero_to_one_is_refused_in_one_line(bad):
     assert "\n" not in str(err.value)
 
 
-def test_the_unchecked_share_follows_the_classical_half():
-    """Where the check chose no share: 0.625 with the haze-corrected half (a sensor the engine
+def test_the_default_share_follows_the_classical_half():
+    """The share a run takes unless given one: 0.625 with the haze-corrected half (a sensor the engine
     knows, by any of its names), 0.5 with MTF-GLP-HPM (no sensor, or one it does not know)."""
-    assert anchor.default_share("WorldView-3") == anchor.default_share("LANDSAT8") == anchor.UNCHECKED == 0.625
+    assert anchor.default_share("WorldView-3") == anchor.default_share("LANDSAT8") == anchor.HAZE_SHARE == 0.625
     assert anchor.default_share(None) == anchor.default_share("MYSAT") == anchor.ANCHOR == 0.5
     assert anchor.anchor_method("MYSAT") == anchor.ANCHOR_FALLBACK
 
 
-def test_the_check_chooses_the_share_and_the_run_uses_it(sample_paths, tmp_path):
-    """Without --anchor the check scores the network mixed with MTF-GLP-HPM at every
-    share of SHARES on its degraded sample and keeps the best Q2n; the run then equals
-    the same run with that share given explicitly (and no check)."""
+@pytest.mark.parametrize("sensor, given", [(None, None), ("LANDSAT8", None), ("LANDSAT8", 0.25)])
+def test_the_check_scores_the_share_the_run_takes(sample_paths, tmp_path, sensor, given):
+    """The check scores the deep model at the share the run then takes (--anchor, else
+    ``default_share``: 0.5 of MTF-GLP-HPM without a sensor, 0.625 of the haze-corrected half
+    with one): its log names that share, its Q2n is the network mixed at it on the check's
+    degraded sample, and the checked run equals the unchecked run at the same share."""
     import re
 
     from diffusion_pansharpening.engine import guard
     from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen
     from diffusion_pansharpening.engine.raster_io import RasterPair
 
-    sample = guard.read_sample(RasterPair(*sample_paths), 256)
-    chosen = guard.score_candidates(sample, {"e2e": E2E}, device="cpu", half=False, anchor=None)["e2e"]
-    fixed = {a: guard.score_candidates(sample, {"e2e": E2E}, device="cpu", half=False, anchor=a)["e2e"]["Q2n"]
-             for a in anchor.SHARES}
-    assert chosen[guard.ANCHOR_KEY] in anchor.SHARES
-    assert chosen["Q2n"] == pytest.approx(max(fixed.values()), abs=2e-3)  # whole sample vs tiles: borders
-    assert fixed[chosen[guard.ANCHOR_KEY]] == pytest.approx(chosen["Q2n"], abs=2e-3)
-
-    messages = []
-    checked = sharpen(SharpenRequest(*sample_paths, str(tmp_path / "checked.tif"), method="e2e", weights=E2E,
-                                     device="cpu", half=False), log=messages.append)
-    share = float(re.search(r"e2e: Q2n [0-9.]+ \(anchor ([0-9.]+)\)", checked.reason).group(1))
-    assert share in anchor.SHARES
-    given = sharpen(SharpenRequest(*sample_paths, str(tmp_path / "given.tif"), method="e2e", weights=E2E,
-                                   device="cpu", half=False, check=False, anchor=share))
-    np.testing.assert_array_equal(read_raster(checked.output), read_raster(given.output))
+    share = anchor.default_share(sensor) if given is None else given
+    options = dict(method="e2e", weights=E2E, device="cpu", half=False, sensor=sensor, anchor=given)
+    checked = sharpen(SharpenRequest(*sample_paths, str(tmp_path / "checked.tif"), **options))
+    q2n, logged = re.search(r"e2e: Q2n ([0-9.]+) \(anchor ([0-9.]+)\)", checked.reason).groups()
+    assert float(logged) == share
+    sample = guard.read_sample(RasterPair(*sample_paths, sensor=sensor))
+    scored = guard.score_candidates(sample, {"e2e": E2E}, device="cpu", half=False, anchor=share)["e2e"]["Q2n"]
+    assert scored == pytest.approx(float(q2n), abs=6e-4)  # the log rounds to 3 decimals
+    unchecked = sharpen(SharpenRequest(*sample_paths, str(tmp_path / "unchecked.tif"), **options, check=False))
+    np.testing.assert_array_equal(read_raster(checked.output), read_raster(unchecked.output))
 
 
 def test_the_engine_runs_the_steps_after_the_network_on_the_writer_thread(landsat):

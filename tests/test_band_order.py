@@ -44,7 +44,11 @@ def test_a_red_green_blue_nir_product_gives_the_blue_green_red_nir_result(sample
     plain = run(ms, "bgrn.tif")
     assert not any("names its bands" in line for line in lines)
     named = run(rgbn_copy(ms, tmp_path / "rgbn.tif", ["Red", "Green", "Blue", "NIR"]), "named.tif")
-    assert np.array_equal(named[[2, 1, 0, 3]], plain)
+    # equal but for values on a rounding tie: float32 products whose order or memory layout
+    # differs round by the CPU's kernel (seen: none on an AVX-512 CPU, 1 DN on 0.13 % of the
+    # values on an AVX2 one); a wrong order moves the mean by more than 1 DN (below)
+    diff = np.abs(named[[2, 1, 0, 3]].astype(np.int64) - plain)
+    assert diff.max() <= 1 and (diff > 0).mean() < 5e-3, (diff.max(), (diff > 0).mean())
     assert any("names its bands Red, Green, Blue, NIR; e2e takes them as blue, green, red, NIR" in line
                for line in lines)
     unnamed = run(rgbn_copy(ms, tmp_path / "rgbn0.tif", [f"layer {i}" for i in range(4)]), "unnamed.tif")

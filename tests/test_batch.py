@@ -63,11 +63,17 @@ def assert_same_image(got: np.ndarray, want: np.ndarray, name: str = "") -> None
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (name, diff.max(), (diff > 0).mean())
 
 
-def sharpen_reference(pan, ms, out: Path, method: str) -> np.ndarray:
-    """The same pair through `pansharpen sharpen` (its main, in this process)."""
+def sharpen_reference(pan, ms, out: Path, method: str, env: dict | None = None) -> np.ndarray:
+    """The same pair through `pansharpen sharpen`: its main, in this process, or with
+    ``env`` a command of its own (with one thread, as a Dask worker runs: the network's
+    bfloat16 sums, like the BLAS products, round by the thread split)."""
     from diffusion_pansharpening.engine.cli import main
 
-    assert main(["sharpen", str(pan), str(ms), str(out), "--method", method, "--quiet"]) == 0
+    args = ["sharpen", str(pan), str(ms), str(out), "--method", method, "--quiet"]
+    if env is None:
+        assert main(args) == 0
+    else:
+        subprocess.run([PANSHARPEN, *args], env=env, check=True, timeout=120)
     return read(out)
 
 
@@ -208,11 +214,13 @@ def test_batch_on_a_scheduler_survives_a_killed_worker_and_reruns_nothing(tmp_pa
     assert hidden_files(out) == []  # the killed worker's scratch files are gone
     assert not (out / "bad.tif").exists()
 
+    # a Dask worker's own environment: one torch thread (DaskProcesses), one BLAS thread (its nanny)
+    one_thread = {**dask_processes.env, **{v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
     for name, _, _, method in rows:
         row = result[name]
         assert row["status"] == "sharpened" and row["method"] == method, row
         assert 0 < row["QNR"] <= 1 and 0 < row["HQNR"] <= 1 and row["mp_per_s"] > 0, row
-        reference = sharpen_reference(*made[name], tmp_path / f"ref-{name}.tif", method)
+        reference = sharpen_reference(*made[name], tmp_path / f"ref-{name}.tif", method, one_thread)
         assert_same_image(read(out / f"{name}.tif"), reference, name)
         assert gdal.Open(str(out / f"{name}.tif")).GetGeoTransform() == \
             gdal.Open(str(tmp_path / f"ref-{name}.tif")).GetGeoTransform()

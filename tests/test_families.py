@@ -153,13 +153,13 @@ def test_the_check_scores_a_reflectance_scene_as_its_digital_numbers(sample_path
         out = str(tmp_path / f"reflectance-{len(floats)}.tif")
         gdal.Translate(out, ds, outputType=gdal.GDT_Float32, scaleParams=[[0, 65535, 0, 1]])
         floats.append(out)
-    verdicts = [guard.check(RasterPair(*paths), "fose", weights, device="cpu", anchor=None)
+    verdicts = [guard.check(RasterPair(*paths), "fose", weights, device="cpu")
                 for paths in (sample_paths, floats)]
     dn, reflectance = ({n: s["Q2n"] for n, s in v.scores.items()} for v in verdicts)
     assert max(reflectance.values()) < 0.99
     assert len(set(np.round(list(reflectance.values()), 3))) == 1 + len(guard.CLASSICAL_CANDIDATES)
     assert reflectance == pytest.approx(dn, abs=2e-3)
-    assert [(v.method, v.anchor) for v in verdicts[1:]] == [(verdicts[0].method, verdicts[0].anchor)]
+    assert verdicts[1].method == verdicts[0].method
 
 
 def test_explicit_method_uses_the_family_file_or_says_none_fits(sample_paths, weights_dir,

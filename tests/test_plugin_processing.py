@@ -311,7 +311,7 @@ def test_full_precision_reaches_the_engine(provider, sample, tmp_path):
 def test_the_classical_anchor_reaches_the_engine(provider, sample, tmp_path):
     """ANCHOR (advanced, explained in the help) is the share of mtf-glp-hpm in a deep
     output: 0 gives what the engine gives for the network alone, empty (the default)
-    what it gives by default (the check's choice; ANCHOR when unchecked, as here)."""
+    what it gives by default (``anchor.default_share``)."""
     import processing
     from qgis.core import QgsProcessingParameterDefinition
     from diffusion_pansharpening.engine.pipeline import SharpenRequest, sharpen

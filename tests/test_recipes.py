@@ -156,7 +156,7 @@ def test_generalisation_report_helpers():
             "gsa 0.9200 | yes no yes no yes yes no |" in doc)
     assert ("fose 1 of 3; ksdiff 0 of 3; fose 0.5 1 of 3; ksdiff 0.5 0 of 3; fose registered 1 of 3; "
             "fose net 1 of 3; ksdiff net 0 of 3." in doc)
-    assert "anchor shares the check chose (reduced, full): fose 0.25, fose 0.5 x 2" in doc
+    assert "anchor shares (reduced, full): fose 0.25, fose 0.5 x 2" in doc
     # rows scored without any classical method (--rows into a new --out): listed, not compared
     alone = g.markdown([{"family": "vhr4", "scene": "wv2", "part": "x", "bits": "8-bit",
                          "scores": {"reduced": {"fose": scores["fose"]}}}])

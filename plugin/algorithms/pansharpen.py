@@ -32,7 +32,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ...engine import sensors
-from ...engine.anchor import ANCHOR, ANCHOR_FALLBACK, ANCHOR_METHOD, SHARES, UNCHECKED
+from ...engine.anchor import ANCHOR, ANCHOR_FALLBACK, ANCHOR_METHOD, HAZE_SHARE
 from ...engine.families import CLASSICAL_CANDIDATES
 from ..core.i18n import tr
 from ..core.layers import gdal_source, layers_using
@@ -165,12 +165,11 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                       "takes the best, a chosen deep method runs anyway with a warning in the log.").format(
                           candidates=" and ".join(CLASSICAL_CANDIDATES)),
             "  " + tr("Share of the classical {method} mixed into a deep method's output (the "
-                      "network's output, made consistent with the MS, takes the rest). Empty: the "
-                      "check chooses it among {shares} by the same reduced-resolution test on the "
-                      "sample (for a model adapted to the scene, again after the adaptation), and the log "
-                      "says which; {default} when the check is off or the scene too small for it. 0 "
-                      "gives the network alone.").format(
-                          method=f"{ANCHOR_METHOD} ({ANCHOR_FALLBACK} for an unknown sensor)", shares=", ".join(f"{a:g}" for a in SHARES), default=f"{UNCHECKED:g} ({ANCHOR:g} with {ANCHOR_FALLBACK})"),
+                      "network's output, made consistent with the MS, takes the rest). Empty: "
+                      "{default}; the check scores the deep model at this share, and the log says "
+                      "it. 0 gives the network alone.").format(
+                          method=f"{ANCHOR_METHOD} ({ANCHOR_FALLBACK} for an unknown sensor)",
+                          default=f"{HAZE_SHARE:g} ({ANCHOR:g} with {ANCHOR_FALLBACK})"),
             "  " + tr("Move the PAN onto the MS first: deep methods measure, on a sample, the "
                       "offset between the PAN and the MS (up to 2 PAN pixels: the two sensors see "
                       "the ground a moment apart) and move the PAN by it, so detail lands on the "
@@ -222,7 +221,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             self.CHECK, tr("Check the deep model against the classical methods on a sample first"), True)
         anchor = QgsProcessingParameterNumber(
             self.ANCHOR, tr("Share of the classical {} mixed into a deep method's output "
-                            "(0: the network alone; empty: chosen by the check)").format(ANCHOR_METHOD),
+                            "(0: the network alone; empty: {:g}, {:g} with {})").format(ANCHOR_METHOD, HAZE_SHARE, ANCHOR, ANCHOR_FALLBACK),
             QgsProcessingParameterNumber.Double, None, True, 0.0, 1.0)
         register = QgsProcessingParameterBoolean(
             self.REGISTER, tr("Move the PAN onto the MS first (deep methods)"), False)
