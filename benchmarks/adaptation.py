@@ -114,9 +114,10 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=None,
                    help="stop each adaptation after this many steps too (a fair comparison on a busy CPU)")
     p.add_argument("--shares", action="store_true",
-                   help="also what sharpen runs with its checks: the base model at the anchor share its "
-                        "check chooses, and the adapted one after its own check (checked_adapted); the "
-                        "other rows use 0.5")
+                   help="also what sharpen runs with its checks: the base model at the run's anchor share "
+                        "(anchor.default_share; rows 'share checked', the name kept from when the check "
+                        "chose it), and the adapted one after its own check (checked_adapted); the other "
+                        "rows use 0.5")
     p.add_argument("--out", default=None)
     p.add_argument("--wins", nargs="+", metavar="TABLE", default=None,
                    help="no scoring: the --family's tables written by --shares runs against the best other "

@@ -23,8 +23,7 @@ too small for a sample whose degraded copy has the pixels of a ``MIN_REDUCED`` x
 scenes the check's margin had the sign of the true one with a 320-pixel sample at ratio 4,
 80 pixels once degraded, and not with 256 or 128; on the SpaceNet-6 tiles' 150-pixel reduced
 inputs it picked a method up to 0.019 Q2n below the best classical one). ``auto`` then runs
-the deep model at the share ``anchor.default_share`` gives (0.625 of ``mtf-glp-hpm-h`` for a known
-sensor, 0.5 of ``mtf-glp-hpm`` otherwise), as a deep method named by the user runs there: on the
+the deep model, at the same share, as a deep method named by the user runs there: on the
 ten left-out inputs too small to check it scored -0.0003 to +0.0249 Q2n against the best of the
 classical methods, GDAL's and OTB's (the 8-band WorldView-3 patches at 8 bits, gsa 0.9399 against
 0.9396; +0.0002 to +0.0249 at the share 0.5, which lost more SAM: ``docs/losses.md``),
