@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import generalisation as loso  # noqa: E402
 from diffusion_pansharpening.engine import guard  # noqa: E402
+from diffusion_pansharpening.engine.anchor import default_share  # noqa: E402
 from diffusion_pansharpening.engine.evaluate import Pair  # noqa: E402
 
 CASES = (("vhr4", "ikonos"), ("vhr4", "wv2"), ("vhr4", "spacenet6"), ("wv8", "wv2"), ("landsat8", "landsat8"))
@@ -55,7 +56,7 @@ def main(argv=None) -> int:
                 for size in (int(s) for s in args.sizes.split(",")):
                     sample = loso._content_sample(reduced, size)
                     scores = guard.score_candidates(sample, {"fose": weights["fose"], **{m: None for m in RIVALS}},
-                                                    device="cpu")
+                                                    device="cpu", anchor=default_share(sample.sensor))
                     margin = scores["fose"]["Q2n"] - max(scores[m]["Q2n"] for m in RIVALS)
                     print(f"| {family} | {scene} | {label} | {bits} | {sample.pan.shape[1]} x {sample.pan.shape[0]} "
                           f"| {margin:+.4f} | {true_margin:+.4f} |", flush=True)
